@@ -1,0 +1,342 @@
+//! The batch engine: what every processor does with a whole batch.
+//!
+//! 1. every record is decoded (pure, no I/O) into an event with an ordering
+//!    key, ignored (not this processor's), or refused (permanent error);
+//! 2. events are grouped by ordering key, keeping their order;
+//! 3. the processor loads the state the keys need in one batched read;
+//! 4. keys are applied concurrently (bounded), each key's events in order;
+//!    a key stops at its first transient failure and the rest of its records
+//!    fail with it;
+//! 5. refused records are dead-lettered (and logged); the failed ones make the
+//!    `ReportBatchItemFailures` answer (item identifier = sequence number).
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use futures::StreamExt;
+use tracing::{Instrument, info, warn};
+
+use crate::deadletter::DeadLetter;
+use crate::executor::{ExecError, Executor};
+use crate::ids::Timestamp;
+
+/// What the engine needs to know of a source record.
+pub trait SourceRecord: Send + Sync {
+    /// The identifier Lambda wants in `batchItemFailures`.
+    fn sequence_number(&self) -> &str;
+    /// A stable id of the record (`eventID`).
+    fn record_id(&self) -> &str;
+    /// When the stream received the record, if the source says.
+    fn received_at(&self) -> Option<Timestamp>;
+    /// The record as JSON, for dead letters.
+    fn raw_json(&self) -> String;
+}
+
+/// The result of decoding one record.
+#[derive(Debug)]
+pub enum Decoded<E> {
+    /// Not this processor's record (another type, its own write, a TTL delete).
+    Ignore,
+    /// A domain event, ordered with the other events of `key`.
+    Event { key: String, event: E },
+    /// The record can never be processed; the message says why.
+    Invalid(String),
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// It changed the table.
+    Applied,
+    /// It was already reflected, older than what is reflected, or coalesced
+    /// into a newer event of the same batch.
+    NoOp,
+    /// A permanent error found while applying; the record is dead-lettered.
+    Invalid(String),
+    /// A transient error; this record and the later ones of its key fail.
+    Failed(String),
+}
+
+/// The final outcome of one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    NoOp,
+    Ignored,
+    DeadLettered(String),
+    Failed(String),
+}
+
+/// A stream processor: decode, load, apply. See the module docs.
+pub trait Processor: Send + Sync {
+    type Record: SourceRecord;
+    type Event: Send + Sync;
+    type State: Send + Sync;
+
+    /// The processor's name (dead-letter keys, logs, routing).
+    fn name(&self) -> &'static str;
+
+    /// Decodes one record. Pure: no I/O.
+    fn decode(&self, record: &Self::Record) -> Decoded<Self::Event>;
+
+    /// Loads the state the given ordering keys need, in as few requests as it
+    /// can. A key missing from the answer has no state.
+    fn load(
+        &self,
+        ctx: &Context,
+        keys: &[&str],
+    ) -> impl Future<Output = Result<HashMap<String, Self::State>, ExecError>> + Send;
+
+    /// Applies the events of one ordering key, oldest first, and says per
+    /// event what happened. A missing step counts as `Failed`.
+    fn apply(
+        &self,
+        ctx: &Context,
+        key: &str,
+        state: Option<&Self::State>,
+        events: &[&Self::Event],
+    ) -> impl Future<Output = Vec<Step>> + Send;
+}
+
+/// What every processor runs with.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub exec: Executor,
+    /// How many ordering keys are applied at once.
+    pub concurrency: usize,
+    /// How long dead letters are kept (days).
+    pub deadletter_retention_days: i64,
+}
+
+impl Context {
+    pub fn new(exec: Executor) -> Self {
+        Self {
+            exec,
+            concurrency: 16,
+            deadletter_retention_days: 30,
+        }
+    }
+}
+
+/// What a batch came to.
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    /// One outcome per input record, in input order.
+    pub outcomes: Vec<Outcome>,
+    /// Sequence numbers of the failed records, in input order.
+    pub failures: Vec<String>,
+}
+
+/// Counts of outcomes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub records: u64,
+    pub applied: u64,
+    pub no_op: u64,
+    pub ignored: u64,
+    pub dead_lettered: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, other: Counts) {
+        self.records += other.records;
+        self.applied += other.applied;
+        self.no_op += other.no_op;
+        self.ignored += other.ignored;
+        self.dead_lettered += other.dead_lettered;
+        self.failed += other.failed;
+    }
+}
+
+impl BatchReport {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts {
+            records: self.outcomes.len() as u64,
+            ..Counts::default()
+        };
+        for o in &self.outcomes {
+            match o {
+                Outcome::Applied => c.applied += 1,
+                Outcome::NoOp => c.no_op += 1,
+                Outcome::Ignored => c.ignored += 1,
+                Outcome::DeadLettered(_) => c.dead_lettered += 1,
+                Outcome::Failed(_) => c.failed += 1,
+            }
+        }
+        c
+    }
+
+    /// Index of the first failed record, where a retry has to start.
+    pub fn first_failure(&self) -> Option<usize> {
+        self.outcomes
+            .iter()
+            .position(|o| matches!(o, Outcome::Failed(_)))
+    }
+}
+
+/// Runs one whole batch through a processor. Never panics on input; never
+/// drops a record: every record ends applied, no-op, ignored, dead-lettered
+/// or failed.
+pub async fn run_batch<P: Processor>(
+    processor: &P,
+    ctx: &Context,
+    records: &[P::Record],
+) -> BatchReport {
+    let span = tracing::info_span!(
+        "batch",
+        processor = processor.name(),
+        size = records.len()
+    );
+    run_batch_inner(processor, ctx, records)
+        .instrument(span)
+        .await
+}
+
+async fn run_batch_inner<P: Processor>(
+    processor: &P,
+    ctx: &Context,
+    records: &[P::Record],
+) -> BatchReport {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+    let mut invalid: Vec<(usize, String)> = Vec::new();
+
+    // Decode and group by ordering key, keeping first-seen key order.
+    let mut slot_of: HashMap<String, usize> = HashMap::new();
+    let mut groups: Vec<(String, Vec<(usize, P::Event)>)> = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        match processor.decode(record) {
+            Decoded::Ignore => outcomes[i] = Some(Outcome::Ignored),
+            Decoded::Invalid(why) => invalid.push((i, why)),
+            Decoded::Event { key, event } => {
+                let slot = match slot_of.get(&key) {
+                    Some(&slot) => slot,
+                    None => {
+                        slot_of.insert(key.clone(), groups.len());
+                        groups.push((key, Vec::new()));
+                        groups.len() - 1
+                    }
+                };
+                groups[slot].1.push((i, event));
+            }
+        }
+    }
+
+    if !groups.is_empty() {
+        let keys: Vec<&str> = groups.iter().map(|(k, _)| k.as_str()).collect();
+        match processor.load(ctx, &keys).await {
+            Err(e) => {
+                let why = format!("loading state failed: {e}");
+                for (_, events) in &groups {
+                    for (i, _) in events {
+                        outcomes[*i] = Some(Outcome::Failed(why.clone()));
+                    }
+                }
+            }
+            Ok(states) => {
+                let results: Vec<(usize, Vec<Step>)> =
+                    futures::stream::iter(groups.iter().enumerate())
+                        .map(|(slot, (key, events))| {
+                            let states = &states;
+                            async move {
+                                let refs: Vec<&P::Event> = events.iter().map(|(_, e)| e).collect();
+                                let steps =
+                                    processor.apply(ctx, key, states.get(key), &refs).await;
+                                (slot, steps)
+                            }
+                        })
+                        .buffer_unordered(ctx.concurrency.max(1))
+                        .collect()
+                        .await;
+                for (slot, steps) in results {
+                    let events = &groups[slot].1;
+                    let mut failed: Option<String> = None;
+                    for (n, (i, _)) in events.iter().enumerate() {
+                        let step = match &failed {
+                            Some(why) => Step::Failed(why.clone()),
+                            None => steps.get(n).cloned().unwrap_or_else(|| {
+                                Step::Failed("the processor gave no outcome".to_owned())
+                            }),
+                        };
+                        match step {
+                            Step::Applied => outcomes[*i] = Some(Outcome::Applied),
+                            Step::NoOp => outcomes[*i] = Some(Outcome::NoOp),
+                            Step::Invalid(why) => invalid.push((*i, why)),
+                            Step::Failed(why) => {
+                                failed = Some(why.clone());
+                                outcomes[*i] = Some(Outcome::Failed(why));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Dead-letter the refused records; a dead letter that cannot be written
+    // is a transient failure of its record, so nothing is lost.
+    if !invalid.is_empty() {
+        let letters = invalid.iter().map(|(i, why)| {
+            let record = &records[*i];
+            DeadLetter::new(
+                processor.name(),
+                record.record_id(),
+                record.sequence_number(),
+                record.received_at(),
+                record.raw_json(),
+                why.clone(),
+                ctx.deadletter_retention_days,
+            )
+        });
+        let written = crate::deadletter::write_all(&ctx.exec, letters, ctx.concurrency).await;
+        for ((i, why), result) in invalid.into_iter().zip(written) {
+            let record = &records[i];
+            outcomes[i] = Some(match result {
+                Ok(()) => {
+                    warn!(
+                        processor = processor.name(),
+                        record_id = record.record_id(),
+                        sequence_number = record.sequence_number(),
+                        error = %why,
+                        "record dead-lettered"
+                    );
+                    Outcome::DeadLettered(why)
+                }
+                Err(e) => Outcome::Failed(format!("dead letter not written: {e} (for: {why})")),
+            });
+        }
+    }
+
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Failed("no outcome".to_owned())))
+        .collect();
+    let failures = records
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Failed(_)))
+        .map(|(r, _)| r.sequence_number().to_owned())
+        .collect();
+    let report = BatchReport { outcomes, failures };
+    let c = report.counts();
+    if let Some(first) = report.first_failure() {
+        if let Outcome::Failed(why) = &report.outcomes[first] {
+            warn!(
+                processor = processor.name(),
+                failed = c.failed,
+                first_failure = %why,
+                "batch has failed records; they will be retried"
+            );
+        }
+    }
+    info!(
+        processor = processor.name(),
+        size = c.records,
+        succeeded = c.applied + c.no_op + c.ignored,
+        applied = c.applied,
+        failed = c.failed,
+        dead_lettered = c.dead_lettered,
+        "batch processed"
+    );
+    report
+}

@@ -1,0 +1,346 @@
+//! The key codec of the single table: every item key DESIGN.md defines, as a
+//! typed value that renders to `pk`/`sk` and parses back from them.
+//!
+//! Keys are built only from validated parts ([`crate::ids`]), so no input can
+//! form or overwrite another entity's key. [`Key::parse`] is the inverse of
+//! [`Key::pk`]/[`Key::sk`] and refuses anything that is not exactly one of the
+//! shapes below.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::NaiveDate;
+
+use crate::ids::{
+    AgentId, EventId, GroupId, IdError, MessageId, ProcessorName, ShardId, Timestamp,
+    TimestampError, UserId, shown,
+};
+
+/// Why a `pk`/`sk` pair is not a key this table knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error(transparent)]
+    Timestamp(#[from] TimestampError),
+    #[error("unknown key shape pk={pk} sk={sk}")]
+    Unknown { pk: String, sk: String },
+    #[error("{what} {shown} is malformed: {reason}")]
+    Malformed {
+        what: &'static str,
+        shown: String,
+        reason: &'static str,
+    },
+}
+
+/// A phone extension: 1 to 8 ASCII digits, kept with its leading zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Extension(String);
+
+impl Extension {
+    pub fn new(value: &str) -> Result<Self, KeyError> {
+        if value.is_empty() || value.len() > 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(KeyError::Malformed {
+                what: "extension",
+                shown: shown(value),
+                reason: "expected 1 to 8 digits",
+            });
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stream ARN (checkpoint keys): no `#`, no control characters, ≤ 2048 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamArn(String);
+
+impl StreamArn {
+    pub fn new(value: &str) -> Result<Self, KeyError> {
+        let bad = value.is_empty()
+            || value.len() > 2048
+            || value.contains('#')
+            || value.chars().any(char::is_control);
+        if bad {
+            return Err(KeyError::Malformed {
+                what: "stream ARN",
+                shown: shown(value),
+                reason: "expected a non-empty ARN without '#' or control characters",
+            });
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Every item key of the table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// `GROUP#{group}` / `GROUP`
+    Group(GroupId),
+    /// `MSG#{group}` / `{created_at}#{message}`
+    Message {
+        group: GroupId,
+        created_at: Timestamp,
+        message: MessageId,
+    },
+    /// `GRP#{owner}` / `{last_message_at}#{group}`
+    Preview {
+        owner: UserId,
+        last_message_at: Timestamp,
+        group: GroupId,
+    },
+    /// `AGENT#{agent}` / `PROFILE`
+    Profile(AgentId),
+    /// `AGENT#{agent}` / `ACT#{at}#{event}`
+    Activity {
+        agent: AgentId,
+        at: Timestamp,
+        event: EventId,
+    },
+    /// `AGENT#{agent}` / `DAY#{yyyy-mm-dd}`
+    Daily { agent: AgentId, day: NaiveDate },
+    /// `EXT#{nnnn}` / `EXT`
+    Extension(Extension),
+    /// `DEADLETTER#{processor}` / `{received_at}#{record}`
+    DeadLetter {
+        processor: ProcessorName,
+        received_at: Timestamp,
+        record: EventId,
+    },
+    /// `CHECKPOINT#{stream arn}` / `{shard}`
+    Checkpoint { stream: StreamArn, shard: ShardId },
+}
+
+impl Key {
+    pub fn pk(&self) -> String {
+        match self {
+            Key::Group(g) => format!("GROUP#{g}"),
+            Key::Message { group, .. } => format!("MSG#{group}"),
+            Key::Preview { owner, .. } => format!("GRP#{owner}"),
+            Key::Profile(a) | Key::Activity { agent: a, .. } | Key::Daily { agent: a, .. } => {
+                format!("AGENT#{a}")
+            }
+            Key::Extension(e) => format!("EXT#{e}"),
+            Key::DeadLetter { processor, .. } => format!("DEADLETTER#{processor}"),
+            Key::Checkpoint { stream, .. } => format!("CHECKPOINT#{}", stream.as_str()),
+        }
+    }
+
+    pub fn sk(&self) -> String {
+        match self {
+            Key::Group(_) => "GROUP".to_owned(),
+            Key::Message {
+                created_at,
+                message,
+                ..
+            } => format!("{created_at}#{message}"),
+            Key::Preview {
+                last_message_at,
+                group,
+                ..
+            } => format!("{last_message_at}#{group}"),
+            Key::Profile(_) => "PROFILE".to_owned(),
+            Key::Activity { at, event, .. } => format!("ACT#{at}#{event}"),
+            Key::Daily { day, .. } => format!("DAY#{}", day.format("%Y-%m-%d")),
+            Key::Extension(_) => "EXT".to_owned(),
+            Key::DeadLetter {
+                received_at,
+                record,
+                ..
+            } => format!("{received_at}#{record}"),
+            Key::Checkpoint { shard, .. } => shard.to_string(),
+        }
+    }
+
+    /// The key as a DynamoDB key map (`pk`, `sk`).
+    pub fn to_key_map(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(self.pk())),
+            ("sk".to_owned(), AttributeValue::S(self.sk())),
+        ])
+    }
+
+    /// Parses a `pk`/`sk` pair back into a key, refusing every other shape.
+    pub fn parse(pk: &str, sk: &str) -> Result<Key, KeyError> {
+        let unknown = || KeyError::Unknown {
+            pk: shown(pk),
+            sk: shown(sk),
+        };
+        let (prefix, rest) = pk.split_once('#').ok_or_else(unknown)?;
+        match prefix {
+            "GROUP" if sk == "GROUP" => Ok(Key::Group(GroupId::new(rest)?)),
+            "MSG" => {
+                let group = GroupId::new(rest)?;
+                let (at, id) = split_ts(sk, "message sort key")?;
+                Ok(Key::Message {
+                    group,
+                    created_at: at,
+                    message: MessageId::new(id)?,
+                })
+            }
+            "GRP" => {
+                let owner = UserId::new(rest)?;
+                let (at, id) = split_ts(sk, "preview sort key")?;
+                Ok(Key::Preview {
+                    owner,
+                    last_message_at: at,
+                    group: GroupId::new(id)?,
+                })
+            }
+            "AGENT" => {
+                let agent = AgentId::new(rest)?;
+                if sk == "PROFILE" {
+                    Ok(Key::Profile(agent))
+                } else if let Some(act) = sk.strip_prefix("ACT#") {
+                    let (at, event) = split_ts(act, "activity sort key")?;
+                    Ok(Key::Activity {
+                        agent,
+                        at,
+                        event: EventId::new(event)?,
+                    })
+                } else if let Some(day) = sk.strip_prefix("DAY#") {
+                    let parsed = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                        .ok()
+                        .filter(|d| d.format("%Y-%m-%d").to_string() == day)
+                        .ok_or_else(|| KeyError::Malformed {
+                            what: "daily sort key",
+                            shown: shown(sk),
+                            reason: "expected DAY#yyyy-mm-dd",
+                        })?;
+                    Ok(Key::Daily { agent, day: parsed })
+                } else {
+                    Err(unknown())
+                }
+            }
+            "EXT" if sk == "EXT" => Ok(Key::Extension(Extension::new(rest)?)),
+            "DEADLETTER" => {
+                let processor = ProcessorName::new(rest)?;
+                let (at, record) = split_ts(sk, "dead-letter sort key")?;
+                Ok(Key::DeadLetter {
+                    processor,
+                    received_at: at,
+                    record: EventId::new(record)?,
+                })
+            }
+            "CHECKPOINT" => Ok(Key::Checkpoint {
+                stream: StreamArn::new(rest)?,
+                shard: ShardId::new(sk)?,
+            }),
+            _ => Err(unknown()),
+        }
+    }
+}
+
+/// Splits `{canonical timestamp}#{id}`; the timestamp has no `#` in it.
+fn split_ts<'a>(sk: &'a str, what: &'static str) -> Result<(Timestamp, &'a str), KeyError> {
+    let (at, id) = sk.split_once('#').ok_or_else(|| KeyError::Malformed {
+        what,
+        shown: shown(sk),
+        reason: "expected {timestamp}#{id}",
+    })?;
+    Ok((Timestamp::parse_canonical(at)?, id))
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} / {}", self.pk(), self.sk())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn id<T: std::str::FromStr>(s: &str) -> T
+    where
+        T::Err: fmt::Debug,
+    {
+        s.parse().unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn every_key_round_trips() {
+        let keys = vec![
+            Key::Group(id("g1")),
+            Key::Message {
+                group: id("g1"),
+                created_at: ts("2026-11-20T10:00:00Z"),
+                message: id("m1"),
+            },
+            Key::Preview {
+                owner: id("u1"),
+                last_message_at: ts("2026-11-20T10:00:00Z"),
+                group: id("g1"),
+            },
+            Key::Profile(id("a1")),
+            Key::Activity {
+                agent: id("a1"),
+                at: ts("2026-11-20T10:00:00.5Z"),
+                event: id("e1"),
+            },
+            Key::Daily {
+                agent: id("a1"),
+                day: ts("2026-11-20T10:00:00Z").date(),
+            },
+            Key::Extension(Extension::new("0042").unwrap_or_else(|e| panic!("{e}"))),
+            Key::DeadLetter {
+                processor: id("message-groups"),
+                received_at: ts("2026-11-20T10:00:00Z"),
+                record: id("shardId-000000000000:4959"),
+            },
+            Key::Checkpoint {
+                stream: StreamArn::new("arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+                    .unwrap_or_else(|e| panic!("{e}")),
+                shard: id("shardId-0001"),
+            },
+        ];
+        for key in keys {
+            let parsed = Key::parse(&key.pk(), &key.sk());
+            assert_eq!(parsed.as_ref(), Ok(&key), "{key}");
+        }
+    }
+
+    #[test]
+    fn message_key_has_canonical_sort_key() {
+        let key = Key::Message {
+            group: id("g"),
+            created_at: ts("2026-11-20T10:00:00Z"),
+            message: id("m"),
+        };
+        assert_eq!(key.sk(), "2026-11-20T10:00:00.000000Z#m");
+    }
+
+    #[test]
+    fn foreign_shapes_are_refused() {
+        assert!(matches!(
+            Key::parse("MSG#not#a-valid-id", "2026-11-20T10:02:00.000000Z#x"),
+            Err(KeyError::Id(IdError::Separator { .. }))
+        ));
+        assert!(Key::parse("MSG#g", "2026-11-20T10:02:00Z#x").is_err());
+        assert!(Key::parse("GROUP#g", "PROFILE").is_err());
+        assert!(Key::parse("NOPE#g", "GROUP").is_err());
+        assert!(Key::parse("AGENT#a", "DAY#2026-2-1").is_err());
+        assert!(Key::parse("EXT#12a", "EXT").is_err());
+        assert!(Key::parse("", "").is_err());
+        // An id cannot smuggle a second key part in.
+        assert!(Key::parse("GRP#u", "2026-11-20T10:02:00.000000Z#g#extra").is_err());
+    }
+}
