@@ -1,1 +1,14 @@
+//! The `streamfold` CLI as a library: every command is a function the binary
+//! and the integration tests call alike.
 
+#![recursion_limit = "256"]
+
+pub mod app;
+pub mod chat;
+pub mod cli;
+pub mod input;
+pub mod pipeline;
+pub mod render;
+pub mod replay;
+pub mod table;
+pub mod tail;

@@ -245,29 +245,44 @@ pub enum Target<'a> {
 pub fn plan<'a>(current: Option<&MessageKey>, events: &[&'a Event]) -> (Target<'a>, Vec<Step>) {
     let mut view: Option<MessageKey> = current.cloned();
     let mut target = Target::Keep;
-    let mut steps = Vec::with_capacity(events.len());
-    for event in events {
-        let moved = match event {
+    // The events that decide the final target; the others were coalesced.
+    let mut deciding: Vec<usize> = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        match event {
             Event::Posted(m) if view.as_ref().is_none_or(|v| m.key > *v) => {
                 view = Some(m.key.clone());
-                target = Target::Project(m);
-                true
+                if target != Target::Resolve {
+                    target = Target::Project(m);
+                    deciding.clear();
+                }
+                deciding.push(i);
             }
             Event::Edited(m) if view.as_ref().is_none_or(|v| m.key >= *v) => {
                 view = Some(m.key.clone());
-                target = Target::Project(m);
-                true
+                if target != Target::Resolve {
+                    target = Target::Project(m);
+                    deciding.clear();
+                }
+                deciding.push(i);
             }
             Event::Deleted { key, .. } if view.as_ref() == Some(key) => {
-                // The truth decides from here on; later events are read back.
+                // The table decides from here on; later events are read back.
                 view = None;
                 target = Target::Resolve;
-                true
+                deciding.push(i);
             }
-            _ => matches!(target, Target::Resolve),
-        };
-        steps.push(if moved { Step::Applied } else { Step::NoOp });
+            _ => {}
+        }
     }
+    let steps = (0..events.len())
+        .map(|i| {
+            if deciding.contains(&i) {
+                Step::Applied
+            } else {
+                Step::NoOp
+            }
+        })
+        .collect();
     (target, steps)
 }
 
