@@ -23,7 +23,8 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    fn item(&self) -> Item {
+    /// The message item.
+    pub fn item(&self) -> Item {
         let key = Key::Message {
             group: self.group.clone(),
             created_at: self.at,

@@ -405,11 +405,15 @@ impl Executor {
                     )));
                 }
                 last = format!("TransactWriteItems cancelled: {}", codes.join(", "));
+                tracing::debug!(attempt, reason = %last, "retrying a transaction");
                 continue;
             }
             match classify("TransactWriteItems", &err) {
                 Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                Class::Transient(m) => last = m,
+                Class::Transient(m) => {
+                    tracing::debug!(attempt, reason = %m, "retrying a transaction");
+                    last = m;
+                }
             }
         }
         Err(ExecError::Transient(format!(

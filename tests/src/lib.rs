@@ -1,1 +1,158 @@
+//! The integration-test harness: a fresh table on the local endpoint
+//! (`AWS_ENDPOINT_URL`, started by `scripts/endpoint start`) per test, with
+//! the real SDK clients, and helpers to read it back.
 
+#![recursion_limit = "256"]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use serde_json::Value;
+use streamfold::app::App;
+use streamfold::table::{self, Schema};
+use streamfold_shared::engine::Context;
+use streamfold_shared::executor::Executor;
+use streamfold_shared::metrics::RequestCounter;
+use streamfold_shared::record::StreamRecord;
+
+pub use streamfold_shared::testing::{fixture, fixtures_dir};
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A table of its own for one test.
+pub struct TestTable {
+    pub app: App,
+    pub name: String,
+}
+
+/// Panics with the fix when no endpoint is configured.
+pub fn require_endpoint() {
+    if std::env::var("AWS_ENDPOINT_URL").is_err() {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or \
+             `scripts/endpoint start && eval \"$(scripts/endpoint env)\"` first"
+        );
+    }
+}
+
+/// Creates a fresh, uniquely named table from schemas/table.json.
+pub async fn table(prefix: &str) -> TestTable {
+    require_endpoint();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("t-{prefix}-{}-{n}-{nanos}", std::process::id());
+    let sdk = streamfold_shared::config::load_sdk_config().await;
+    let app = App::new(sdk, &name).unwrap_or_else(|e| panic!("{e:#}"));
+    let schema = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
+    table::create(app.ddb(), &name, &schema)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e:#}"));
+    TestTable { app, name }
+}
+
+impl TestTable {
+    pub fn ctx(&self) -> &Context {
+        &self.app.ctx
+    }
+
+    pub fn exec(&self) -> &Executor {
+        &self.app.ctx.exec
+    }
+
+    /// Counts every request this table's client sends.
+    pub fn counter(&self) -> &RequestCounter {
+        &self.app.counter
+    }
+
+    /// Every item as plain JSON, keyed by (pk, sk).
+    pub async fn snapshot(&self) -> BTreeMap<(String, String), Value> {
+        let items = table::scan(self.app.ddb(), &self.name, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        items
+            .iter()
+            .map(|i| {
+                let v = table::to_json(i);
+                let key = (
+                    v["pk"].as_str().unwrap_or_default().to_owned(),
+                    v["sk"].as_str().unwrap_or_default().to_owned(),
+                );
+                (key, v)
+            })
+            .collect()
+    }
+
+    /// The snapshot without the items of the given types.
+    pub async fn snapshot_without(&self, types: &[&str]) -> BTreeMap<(String, String), Value> {
+        let mut snap = self.snapshot().await;
+        snap.retain(|_, v| !types.contains(&v["type"].as_str().unwrap_or_default()));
+        snap
+    }
+
+    /// Items of one type, ordered by key.
+    pub async fn items_of_type(&self, item_type: &str) -> Vec<Value> {
+        let items = table::scan(self.app.ddb(), &self.name, Some(item_type))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        items.iter().map(table::to_json).collect()
+    }
+
+    /// Every record the table's stream holds now, from the start.
+    pub async fn stream_records(&self) -> Vec<StreamRecord> {
+        let streams = self.app.streams();
+        let arn = self.app.stream_arn().await.unwrap_or_else(|e| panic!("{e:#}"));
+        let mut out = Vec::new();
+        for shard in streamfold::tail::list_shards(&streams, &arn)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
+        {
+            let mut it = streams
+                .get_shard_iterator()
+                .stream_arn(&arn)
+                .shard_id(&shard)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"))
+                .shard_iterator;
+            while let Some(i) = it {
+                let page = streams
+                    .get_records()
+                    .shard_iterator(i)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{e:?}"));
+                let records = page.records.unwrap_or_default();
+                if records.is_empty() {
+                    break;
+                }
+                out.extend(
+                    records
+                        .into_iter()
+                        .map(|r| StreamRecord::from_sdk(r).unwrap_or_else(|e| panic!("{e}"))),
+                );
+                it = page.next_shard_iterator;
+            }
+        }
+        out
+    }
+
+    /// Deletes the table (tests call it at the end to keep the endpoint small).
+    pub async fn drop_table(self) {
+        let _ = table::delete(self.app.ddb(), &self.name).await;
+    }
+}
+
+/// Parses a JSON string; panics with the error (tests only).
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends `tracing` output to the test's captured output (`RUST_LOG`).
+pub fn init_logs() {
+    streamfold_shared::telemetry::init_cli("warn");
+}

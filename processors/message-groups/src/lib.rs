@@ -269,6 +269,7 @@ pub fn plan<'a>(current: Option<&MessageKey>, events: &[&'a Event]) -> (Target<'
                 // The table decides from here on; later events are read back.
                 view = None;
                 target = Target::Resolve;
+                deciding.clear();
                 deciding.push(i);
             }
             _ => {}

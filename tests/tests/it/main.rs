@@ -1,0 +1,1 @@
+mod message_groups;
