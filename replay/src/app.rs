@@ -54,8 +54,11 @@ impl App {
             .send()
             .await
             .with_context(|| format!("describing table {}", self.table))?;
-        out.table
-            .and_then(|t| t.latest_stream_arn)
-            .ok_or_else(|| anyhow!("table {} has no stream; create it with `streamfold table create`", self.table))
+        out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
+            anyhow!(
+                "table {} has no stream; create it with `streamfold table create`",
+                self.table
+            )
+        })
     }
 }

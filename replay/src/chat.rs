@@ -37,8 +37,14 @@ impl NewMessage {
             ("message_uuid".to_owned(), sv(self.id.as_str())),
             ("message".to_owned(), sv(self.text.as_str())),
             ("user_uuid".to_owned(), sv(self.sender.user_uuid.as_str())),
-            ("user_handle".to_owned(), sv(self.sender.user_handle.as_str())),
-            ("user_display_name".to_owned(), sv(self.sender.user_display_name.as_str())),
+            (
+                "user_handle".to_owned(),
+                sv(self.sender.user_handle.as_str()),
+            ),
+            (
+                "user_display_name".to_owned(),
+                sv(self.sender.user_display_name.as_str()),
+            ),
             ("created_at".to_owned(), sv(self.at.to_string())),
         ])
     }
@@ -48,7 +54,10 @@ fn participant_value(p: &Participant) -> AttributeValue {
     AttributeValue::M(HashMap::from([
         ("user_uuid".to_owned(), sv(p.user_uuid.as_str())),
         ("user_handle".to_owned(), sv(p.user_handle.as_str())),
-        ("user_display_name".to_owned(), sv(p.user_display_name.as_str())),
+        (
+            "user_display_name".to_owned(),
+            sv(p.user_display_name.as_str()),
+        ),
     ]))
 }
 
@@ -105,7 +114,10 @@ pub async fn create_group(
 /// already exists; an error if the group does not.
 pub async fn post(exec: &Executor, message: &NewMessage) -> Result<bool> {
     let mut tx = exec.tx();
-    tx.check(&Key::Group(message.group.clone()), Expr::new("attribute_exists(pk)"))?;
+    tx.check(
+        &Key::Group(message.group.clone()),
+        Expr::new("attribute_exists(pk)"),
+    )?;
     tx.put(message.item(), Some(Expr::new("attribute_not_exists(pk)")))?;
     let t = token(&["post", message.group.as_str(), message.id.as_str()]);
     match exec.transact(tx, &t).await? {
@@ -161,14 +173,20 @@ pub async fn list_conversations(
             .exclusive_start_key("pk", sv(pk.clone()))
             .exclusive_start_key("sk", sv(c));
     }
-    let out = q.send().await.map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    let out = q
+        .send()
+        .await
+        .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
     let previews = out
         .items
         .unwrap_or_default()
         .into_iter()
         .map(|i| serde_dynamo::from_item(i).context("a preview item is malformed"))
         .collect::<Result<Vec<Preview>>>()?;
-    let next = out.last_evaluated_key.as_ref().and_then(|k| s(k, "sk").map(str::to_owned));
+    let next = out
+        .last_evaluated_key
+        .as_ref()
+        .and_then(|k| s(k, "sk").map(str::to_owned));
     Ok((previews, next))
 }
 
@@ -199,7 +217,12 @@ pub async fn resolve_user(exec: &Executor, user: &str) -> Result<UserId> {
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        if let Some(uuid) = page.items.unwrap_or_default().iter().find_map(|i| s(i, "user_uuid").map(str::to_owned)) {
+        if let Some(uuid) = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .find_map(|i| s(i, "user_uuid").map(str::to_owned))
+        {
             return Ok(UserId::new(uuid)?);
         }
     }
@@ -237,16 +260,24 @@ pub async fn get_conversation(
             .key_condition_expression("pk = :pk AND sk < :b")
             .expression_attribute_values(":pk", sv(pk))
             .expression_attribute_values(":b", sv(b)),
-        None => q.key_condition_expression("pk = :pk").expression_attribute_values(":pk", sv(pk)),
+        None => q
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", sv(pk)),
     };
-    let out = q.send().await.map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    let out = q
+        .send()
+        .await
+        .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
     let mut messages = out
         .items
         .unwrap_or_default()
         .into_iter()
         .map(|i| serde_dynamo::from_item(i).context("a message item is malformed"))
         .collect::<Result<Vec<ShownMessage>>>()?;
-    let cursor = out.last_evaluated_key.as_ref().and_then(|k| s(k, "sk").map(str::to_owned));
+    let cursor = out
+        .last_evaluated_key
+        .as_ref()
+        .and_then(|k| s(k, "sk").map(str::to_owned));
     messages.reverse();
     Ok((messages, cursor))
 }
@@ -261,9 +292,21 @@ pub fn seed_users() -> Result<[Participant; 4]> {
         })
     };
     Ok([
-        p("b4c1a6e2-2d1f-4f6a-9a3e-6d7b8c9d0e1f", "andrewbrown", "Andrew Brown")?,
-        p("e2f3a4b5-c6d7-4e8f-9a0b-1c2d3e4f5a6b", "bayko", "Andrew Bayko")?,
-        p("7c3e9f11-4a2b-4c5d-8e6f-0a1b2c3d4e5f", "londo", "Londo Mollari")?,
+        p(
+            "b4c1a6e2-2d1f-4f6a-9a3e-6d7b8c9d0e1f",
+            "andrewbrown",
+            "Andrew Brown",
+        )?,
+        p(
+            "e2f3a4b5-c6d7-4e8f-9a0b-1c2d3e4f5a6b",
+            "bayko",
+            "Andrew Bayko",
+        )?,
+        p(
+            "7c3e9f11-4a2b-4c5d-8e6f-0a1b2c3d4e5f",
+            "londo",
+            "Londo Mollari",
+        )?,
         p("9d8c7b6a-5e4f-4a3b-9c2d-1e0f9a8b7c6d", "worf", "Worf")?,
     ])
 }
@@ -297,7 +340,11 @@ pub async fn seed(exec: &Executor) -> Result<Seeded> {
             &andrew,
             &londo,
             &[
-                (false, 15, "Ambassador Mollari here. We need to talk about the budget."),
+                (
+                    false,
+                    15,
+                    "Ambassador Mollari here. We need to talk about the budget.",
+                ),
                 (true, 17, "Sure, tomorrow at ten?"),
                 (false, 31, "Tomorrow at ten. Bring the numbers."),
             ],
@@ -326,7 +373,8 @@ pub async fn seed(exec: &Executor) -> Result<Seeded> {
                 text: (*text).to_owned(),
             };
             let wrote = if n == 0 {
-                let created = create_group(exec, [a.clone(), b.clone()], message.at, &message).await?;
+                let created =
+                    create_group(exec, [a.clone(), b.clone()], message.at, &message).await?;
                 seeded.groups += usize::from(created);
                 created
             } else {

@@ -28,7 +28,12 @@ use crate::tail::TailOptions;
 #[command(name = "streamfold", version, about, long_about = None)]
 pub struct Cli {
     /// The table.
-    #[arg(long, global = true, env = "STREAMFOLD_TABLE", default_value = "streamfold")]
+    #[arg(
+        long,
+        global = true,
+        env = "STREAMFOLD_TABLE",
+        default_value = "streamfold"
+    )]
     pub table: String,
     #[command(subcommand)]
     pub command: Command,
@@ -55,6 +60,12 @@ pub enum Command {
     /// Records that could not be processed.
     #[command(subcommand)]
     Deadletters(DeadlettersCmd),
+    /// Connect agents: profiles, history, daily totals (agent-activity).
+    #[command(subcommand)]
+    Agents(crate::agents::AgentsCmd),
+    /// The agent extension pool: init, list, show, stats.
+    #[command(subcommand)]
+    Extensions(crate::extensions::ExtensionsCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +222,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Messages(MessagesCmd::Send(args)) => send(&app, args).await,
         Command::Conversations(cmd) => conversations(&app, cmd).await,
+        Command::Replay(args)
+            if crate::agents::is_kinesis_replay(&args.files, args.format, &args.processors)? =>
+        {
+            let pipeline = Pipeline::new(app.ctx.clone(), &args.processors);
+            let counts = crate::agents::replay_kinesis(
+                &pipeline,
+                &args.files,
+                args.format,
+                args.batch_size,
+                args.max_retries,
+            )
+            .await?;
+            summary(&counts, args.json)
+        }
+        Command::Agents(cmd) => crate::agents::run(&app, cmd).await,
+        Command::Extensions(cmd) => crate::extensions::run(&app, cmd).await,
         Command::Replay(args) => {
             let pipeline = Pipeline::new(app.ctx.clone(), &args.processors);
             let opts = ReplayOptions {
@@ -308,8 +335,16 @@ async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
             let sender = [a, b]
                 .into_iter()
                 .find(|p| p.user_uuid.as_str() == args.from || p.user_handle == args.from)
-                .ok_or_else(|| anyhow::anyhow!("{} is not a participant of group {group}", args.from))?;
-            let message = NewMessage { group: group.clone(), id, at, sender, text: args.text };
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{} is not a participant of group {group}", args.from)
+                })?;
+            let message = NewMessage {
+                group: group.clone(),
+                id,
+                at,
+                sender,
+                text: args.text,
+            };
             if chat::post(&app.ctx.exec, &message).await? {
                 println!("sent message {} into group {group}", message.id);
             } else {
@@ -320,7 +355,13 @@ async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
             let from = chat::parse_participant(&args.from)?;
             let to = chat::parse_participant(to)?;
             let group = GroupId::new(args.new_group_id.clone().unwrap_or_else(chat::new_uuid))?;
-            let message = NewMessage { group: group.clone(), id, at, sender: from.clone(), text: args.text };
+            let message = NewMessage {
+                group: group.clone(),
+                id,
+                at,
+                sender: from.clone(),
+                text: args.text,
+            };
             if chat::create_group(&app.ctx.exec, [from, to], at, &message).await? {
                 println!("created group {group} with message {}", message.id);
             } else {
@@ -334,14 +375,22 @@ async fn send(app: &App, args: SendArgs) -> Result<ExitCode> {
 
 async fn conversations(app: &App, cmd: ConversationsCmd) -> Result<ExitCode> {
     match cmd {
-        ConversationsCmd::List { user, limit, cursor, json } => {
+        ConversationsCmd::List {
+            user,
+            limit,
+            cursor,
+            json,
+        } => {
             let user = chat::resolve_user(&app.ctx.exec, &user).await?;
             let (previews, next) =
                 chat::list_conversations(&app.ctx.exec, &user, limit, cursor.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "user_uuid": user, "conversations": previews, "cursor": next
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "user_uuid": user, "conversations": previews, "cursor": next
+                    }))?
+                );
             } else {
                 println!("Conversations of {user}, newest first:");
                 let rows: Vec<Vec<String>> = previews
@@ -355,24 +404,41 @@ async fn conversations(app: &App, cmd: ConversationsCmd) -> Result<ExitCode> {
                         ]
                     })
                     .collect();
-                print!("{}", table(&["LAST MESSAGE", "WITH", "PREVIEW", "GROUP"], &rows));
+                print!(
+                    "{}",
+                    table(&["LAST MESSAGE", "WITH", "PREVIEW", "GROUP"], &rows)
+                );
                 if let Some(c) = next {
                     println!("more: --cursor '{c}'");
                 }
             }
         }
-        ConversationsCmd::Get { group, limit, before, json } => {
+        ConversationsCmd::Get {
+            group,
+            limit,
+            before,
+            json,
+        } => {
             let group = GroupId::new(group)?;
             let (messages, cursor) =
                 chat::get_conversation(&app.ctx.exec, &group, limit, before.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "message_group_uuid": group, "messages": messages, "cursor": cursor
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "message_group_uuid": group, "messages": messages, "cursor": cursor
+                    }))?
+                );
             } else {
                 let rows: Vec<Vec<String>> = messages
                     .iter()
-                    .map(|m| vec![when(&m.created_at), m.user_handle.clone(), m.message.clone()])
+                    .map(|m| {
+                        vec![
+                            when(&m.created_at),
+                            m.user_handle.clone(),
+                            m.message.clone(),
+                        ]
+                    })
                     .collect();
                 print!("{}", table(&["AT", "FROM", "MESSAGE"], &rows));
                 if let Some(c) = cursor {
@@ -384,8 +450,17 @@ async fn conversations(app: &App, cmd: ConversationsCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn deadletters(app: &App, kinds: &[ProcessorKind], limit: i32, json: bool) -> Result<ExitCode> {
-    let kinds = if kinds.is_empty() { ProcessorKind::ALL } else { kinds };
+async fn deadletters(
+    app: &App,
+    kinds: &[ProcessorKind],
+    limit: i32,
+    json: bool,
+) -> Result<ExitCode> {
+    let kinds = if kinds.is_empty() {
+        ProcessorKind::ALL
+    } else {
+        kinds
+    };
     let mut letters = Vec::new();
     for kind in kinds {
         let out = app
@@ -393,7 +468,10 @@ async fn deadletters(app: &App, kinds: &[ProcessorKind], limit: i32, json: bool)
             .query()
             .table_name(&app.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", streamfold_shared::attrs::sv(format!("DEADLETTER#{}", kind.name())))
+            .expression_attribute_values(
+                ":pk",
+                streamfold_shared::attrs::sv(format!("DEADLETTER#{}", kind.name())),
+            )
             .scan_index_forward(false)
             .limit(limit.max(1))
             .send()
@@ -408,9 +486,19 @@ async fn deadletters(app: &App, kinds: &[ProcessorKind], limit: i32, json: bool)
     } else {
         let rows: Vec<Vec<String>> = letters
             .iter()
-            .map(|d| vec![when(&d.received_at.to_string()), d.processor.clone(), d.record_id.clone(), d.error.clone()])
+            .map(|d| {
+                vec![
+                    when(&d.received_at.to_string()),
+                    d.processor.clone(),
+                    d.record_id.clone(),
+                    d.error.clone(),
+                ]
+            })
             .collect();
-        print!("{}", table(&["RECEIVED", "PROCESSOR", "RECORD", "ERROR"], &rows));
+        print!(
+            "{}",
+            table(&["RECEIVED", "PROCESSOR", "RECORD", "ERROR"], &rows)
+        );
         println!("{} dead letters", letters.len());
     }
     Ok(ExitCode::SUCCESS)

@@ -3,11 +3,14 @@
 
 #![recursion_limit = "256"]
 
+pub mod agents;
 pub mod app;
 pub mod chat;
 pub mod cli;
+pub mod extensions;
 pub mod input;
 pub mod pipeline;
+pub mod reconcile_cmd;
 pub mod render;
 pub mod replay;
 pub mod table;

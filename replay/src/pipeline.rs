@@ -7,6 +7,7 @@ use futures::future::join_all;
 use streamfold_shared::deadletter::{self, DeadLetter};
 use streamfold_shared::engine::{BatchReport, Context, Counts, Outcome, SourceRecord, run_batch};
 use streamfold_shared::executor::{ExecError, Executor, Item, RetryPolicy};
+use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::{ChangeKind, StreamRecord};
 use tracing::warn;
 
@@ -15,14 +16,25 @@ use tracing::warn;
 pub enum ProcessorKind {
     /// Conversation previews, from the table stream.
     MessageGroups,
+    /// Agent profiles, history and daily totals, from Connect's agent event
+    /// stream (Kinesis).
+    AgentActivity,
+    /// Agent extensions (claim, release, hand-over), from the table stream.
+    Extensions,
 }
 
 impl ProcessorKind {
-    pub const ALL: &'static [ProcessorKind] = &[ProcessorKind::MessageGroups];
+    pub const ALL: &'static [ProcessorKind] = &[
+        ProcessorKind::MessageGroups,
+        ProcessorKind::AgentActivity,
+        ProcessorKind::Extensions,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             ProcessorKind::MessageGroups => message_groups::NAME,
+            ProcessorKind::AgentActivity => agent_activity::NAME,
+            ProcessorKind::Extensions => extensions::NAME,
         }
     }
 
@@ -30,7 +42,14 @@ impl ProcessorKind {
     pub fn reads_table_stream(self) -> bool {
         match self {
             ProcessorKind::MessageGroups => true,
+            ProcessorKind::AgentActivity => false,
+            ProcessorKind::Extensions => true,
         }
+    }
+
+    /// Processors fed by a Kinesis stream (Connect agent events).
+    pub fn reads_kinesis(self) -> bool {
+        matches!(self, ProcessorKind::AgentActivity)
     }
 }
 
@@ -55,7 +74,10 @@ impl Pipeline {
     }
 
     fn table_kinds(&self) -> impl Iterator<Item = ProcessorKind> + '_ {
-        self.kinds.iter().copied().filter(|k| k.reads_table_stream())
+        self.kinds
+            .iter()
+            .copied()
+            .filter(|k| k.reads_table_stream())
     }
 
     /// One batch through each table-stream processor (concurrently: they are
@@ -69,6 +91,11 @@ impl Pipeline {
                 ProcessorKind::MessageGroups => {
                     run_batch(&message_groups::MessageGroups, &self.ctx, records).await
                 }
+                ProcessorKind::Extensions => {
+                    run_batch(&extensions::Extensions, &self.ctx, records).await
+                }
+                // Not a table-stream processor: filtered out above.
+                ProcessorKind::AgentActivity => BatchReport::default(),
             };
             (kind, report)
         }))
@@ -132,11 +159,90 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    fn kinesis_kinds(&self) -> impl Iterator<Item = ProcessorKind> + '_ {
+        self.kinds.iter().copied().filter(|k| k.reads_kinesis())
+    }
+
+    /// One batch of Kinesis records through each Kinesis processor. One
+    /// report per processor.
+    pub async fn run_kinesis_batch(
+        &self,
+        records: &[KinesisRecord],
+    ) -> Vec<(ProcessorKind, BatchReport)> {
+        let mut out = Vec::new();
+        for kind in self.kinesis_kinds() {
+            out.push((kind, self.run_kinesis_kind(kind, records).await));
+        }
+        out
+    }
+
+    async fn run_kinesis_kind(
+        &self,
+        kind: ProcessorKind,
+        records: &[KinesisRecord],
+    ) -> BatchReport {
+        match kind {
+            ProcessorKind::AgentActivity => {
+                let processor = agent_activity::AgentActivity::from_env();
+                run_batch(&processor, &self.ctx, records).await
+            }
+            // Not Kinesis processors: filtered out by `kinesis_kinds`.
+            _ => BatchReport::default(),
+        }
+    }
+
+    /// One Kinesis batch with Lambda's failure semantics, like
+    /// [`Pipeline::run_table_batch_retrying`]: failed records are retried
+    /// from the first failure with backoff, up to `max_retries` times; what
+    /// still fails is dead-lettered.
+    pub async fn run_kinesis_batch_retrying(
+        &self,
+        records: &[KinesisRecord],
+        max_retries: u32,
+        backoff: RetryPolicy,
+    ) -> Counts {
+        let mut total = Counts::default();
+        for (kind, mut report) in self.run_kinesis_batch(records).await {
+            let mut offset = 0;
+            let mut attempt = 0;
+            while let Some(first) = report.first_failure() {
+                if attempt >= max_retries {
+                    let failed: Vec<(&KinesisRecord, String)> = records[offset + first..]
+                        .iter()
+                        .zip(&report.outcomes[first..])
+                        .filter_map(|(r, o)| match o {
+                            Outcome::Failed(why) => Some((r, why.clone())),
+                            _ => None,
+                        })
+                        .collect();
+                    let dead = give_up(&self.ctx, kind.name(), &failed, max_retries).await;
+                    let mut c = report.counts();
+                    c.failed -= dead;
+                    c.dead_lettered += dead;
+                    total.add(c);
+                    report = BatchReport::default();
+                    break;
+                }
+                let mut head = report.clone();
+                head.outcomes.truncate(first);
+                total.add(head.counts());
+                tokio::time::sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+                offset += first;
+                report = self.run_kinesis_kind(kind, &records[offset..]).await;
+            }
+            total.add(report.counts());
+        }
+        total
+    }
+}
+
 /// Dead-letters records whose retries ran out; returns how many were kept.
-async fn give_up(
+async fn give_up<R: SourceRecord>(
     ctx: &Context,
     processor: &str,
-    failed: &[(&StreamRecord, String)],
+    failed: &[(&R, String)],
     retries: u32,
 ) -> u64 {
     let letters = failed.iter().map(|(r, why)| {
@@ -158,7 +264,9 @@ async fn give_up(
                 kept += 1;
                 warn!(processor, record_id = r.record_id(), error = %why, "retries exhausted; record dead-lettered");
             }
-            Err(e) => warn!(processor, record_id = r.record_id(), error = %e, "retries exhausted and the dead letter failed"),
+            Err(e) => {
+                warn!(processor, record_id = r.record_id(), error = %e, "retries exhausted and the dead letter failed")
+            }
         }
     }
     kept

@@ -44,7 +44,9 @@ pub fn clip(text: &str, max: usize) -> String {
 
 /// `2026-11-20T10:00:00.000000Z` as `2026-11-20 10:00:00`.
 pub fn when(ts: &str) -> String {
-    ts.get(..19).map(|s| s.replacen('T', " ", 1)).unwrap_or_else(|| ts.to_owned())
+    ts.get(..19)
+        .map(|s| s.replacen('T', " ", 1))
+        .unwrap_or_else(|| ts.to_owned())
 }
 
 #[cfg(test)]

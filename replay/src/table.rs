@@ -133,7 +133,9 @@ pub async fn create(client: &Client, name: &str, schema: &Schema) -> Result<bool
                 .set_key_schema(Some(key_elements(&g.key_schema)?))
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::from(g.projection.projection_type.as_str()))
+                        .projection_type(ProjectionType::from(
+                            g.projection.projection_type.as_str(),
+                        ))
                         .build(),
                 )
                 .build()?,
@@ -142,7 +144,9 @@ pub async fn create(client: &Client, name: &str, schema: &Schema) -> Result<bool
     match req.send().await {
         Ok(_) => {}
         Err(e) => {
-            if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception())
+            {
                 return Ok(false);
             }
             return Err(anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))
@@ -185,7 +189,10 @@ async fn wait_active(client: &Client, name: &str) -> Result<()> {
 pub async fn delete(client: &Client, name: &str) -> Result<bool> {
     match client.delete_table().table_name(name).send().await {
         Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
             Ok(false)
         }
         Err(e) => Err(anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))
@@ -215,7 +222,12 @@ pub async fn scan(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        items.extend(page.items.unwrap_or_default().into_iter().map(|i| i.into_iter().collect()));
+        items.extend(
+            page.items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|i| i.into_iter().collect()),
+        );
     }
     items.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
     Ok(items)
@@ -232,7 +244,11 @@ fn key_of(item: &BTreeMap<String, AttributeValue>) -> (String, String) {
 /// An item as plain JSON (strings, numbers, lists, maps), for `--json` and
 /// for comparing tables.
 pub fn to_json(item: &BTreeMap<String, AttributeValue>) -> serde_json::Value {
-    serde_json::Value::Object(item.iter().map(|(k, v)| (k.clone(), value_json(v))).collect())
+    serde_json::Value::Object(
+        item.iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect(),
+    )
 }
 
 fn value_json(v: &AttributeValue) -> serde_json::Value {
@@ -249,7 +265,12 @@ fn value_json(v: &AttributeValue) -> serde_json::Value {
         AttributeValue::L(l) => Value::Array(l.iter().map(value_json).collect()),
         AttributeValue::M(m) => {
             let sorted: BTreeMap<_, _> = m.iter().collect();
-            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), value_json(v))).collect())
+            Value::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), value_json(v)))
+                    .collect(),
+            )
         }
         AttributeValue::Ss(s) => Value::from(s.clone()),
         AttributeValue::Ns(n) => Value::from(n.clone()),
@@ -264,9 +285,16 @@ mod tests {
     #[test]
     fn builtin_schema_has_both_indexes_stream_and_ttl() {
         let s = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
-        let names: Vec<_> = s.global_secondary_indexes.iter().map(|g| g.index_name.as_str()).collect();
+        let names: Vec<_> = s
+            .global_secondary_indexes
+            .iter()
+            .map(|g| g.index_name.as_str())
+            .collect();
         assert_eq!(names, ["gsi1", "gsi2"]);
-        assert_eq!(s.stream_specification.stream_view_type, "NEW_AND_OLD_IMAGES");
+        assert_eq!(
+            s.stream_specification.stream_view_type,
+            "NEW_AND_OLD_IMAGES"
+        );
         assert_eq!(s.time_to_live_specification.attribute_name, "expires_at");
         assert_eq!(s.key_schema[0].attribute_name, "pk");
     }

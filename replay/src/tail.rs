@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+pub use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use streamfold_shared::engine::Counts;
 use streamfold_shared::record::StreamRecord;
 use tracing::{info, warn};
@@ -37,11 +37,17 @@ impl Default for TailOptions {
     }
 }
 
-fn sdk_err<E: std::error::Error + Send + Sync + 'static, R: std::fmt::Debug + Send + Sync + 'static>(
+fn sdk_err<
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+>(
     op: &str,
     e: aws_sdk_dynamodbstreams::error::SdkError<E, R>,
 ) -> anyhow::Error {
-    anyhow!("{op}: {}", aws_sdk_dynamodbstreams::error::DisplayErrorContext(e))
+    anyhow!(
+        "{op}: {}",
+        aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)
+    )
 }
 
 /// Every shard id of a stream.
@@ -59,8 +65,15 @@ pub async fn list_shards(
             .send()
             .await
             .map_err(|e| sdk_err("DescribeStream", e))?;
-        let Some(desc) = out.stream_description else { break };
-        shards.extend(desc.shards.unwrap_or_default().into_iter().filter_map(|s| s.shard_id));
+        let Some(desc) = out.stream_description else {
+            break;
+        };
+        shards.extend(
+            desc.shards
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|s| s.shard_id),
+        );
         start = desc.last_evaluated_shard_id;
         if start.is_none() {
             break;
@@ -96,8 +109,16 @@ pub async fn tail(app: &App, pipeline: &Pipeline, opts: &TailOptions) -> Result<
         let mut got = 0usize;
         let shard_ids: Vec<String> = iterators.keys().cloned().collect();
         for shard in shard_ids {
-            let Some(it) = iterators.get(&shard).cloned() else { continue };
-            let out = match streams.get_records().shard_iterator(it).limit(1000).send().await {
+            let Some(it) = iterators.get(&shard).cloned() else {
+                continue;
+            };
+            let out = match streams
+                .get_records()
+                .shard_iterator(it)
+                .limit(1000)
+                .send()
+                .await
+            {
                 Ok(out) => out,
                 Err(e) => {
                     warn!(shard = %shard, error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e), "GetRecords failed; retrying");

@@ -68,6 +68,9 @@ mod tests {
             redact("invalid type: string \"Andrew Brown\", expected a map"),
             "invalid type: string \"…\", expected a map"
         );
-        assert_eq!(redact("missing field `message_uuid`"), "missing field `message_uuid`");
+        assert_eq!(
+            redact("missing field `message_uuid`"),
+            "missing field `message_uuid`"
+        );
     }
 }

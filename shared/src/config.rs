@@ -28,9 +28,11 @@ pub async fn load_sdk_config() -> SdkConfig {
 pub fn require_region(config: &SdkConfig) -> Result<(), String> {
     match config.region() {
         Some(_) => Ok(()),
-        None => Err("no AWS region is configured: set AWS_REGION (for the local endpoint \
+        None => Err(
+            "no AWS region is configured: set AWS_REGION (for the local endpoint \
                      any region works, e.g. AWS_REGION=us-east-1)"
-            .to_owned()),
+                .to_owned(),
+        ),
     }
 }
 

@@ -46,7 +46,9 @@ impl DeadLetter {
             error,
             raw,
             dead_lettered_at: now,
-            expires_at: now.plus_seconds(retention_days.saturating_mul(86_400)).epoch_seconds(),
+            expires_at: now
+                .plus_seconds(retention_days.saturating_mul(86_400))
+                .epoch_seconds(),
         }
     }
 

@@ -175,35 +175,27 @@ impl BatchReport {
     }
 }
 
-/// Runs one whole batch through a processor. Never panics on input; never
-/// drops a record: every record ends applied, no-op, ignored, dead-lettered
-/// or failed.
-pub async fn run_batch<P: Processor>(
-    processor: &P,
-    ctx: &Context,
-    records: &[P::Record],
-) -> BatchReport {
-    let span = tracing::info_span!(
-        "batch",
-        processor = processor.name(),
-        size = records.len()
-    );
-    run_batch_inner(processor, ctx, records)
-        .instrument(span)
-        .await
+/// A batch decoded and grouped by ordering key (no I/O yet).
+#[derive(Debug)]
+pub struct Grouped<E> {
+    /// Per record: `Some(Ignored)` for ignored records, `None` otherwise.
+    pub outcomes: Vec<Option<Outcome>>,
+    /// Refused records: (index, why).
+    pub invalid: Vec<(usize, String)>,
+    /// Events per ordering key, keys in first-seen order, events in order.
+    pub groups: KeyedEvents<E>,
 }
 
-async fn run_batch_inner<P: Processor>(
-    processor: &P,
-    ctx: &Context,
-    records: &[P::Record],
-) -> BatchReport {
+/// Events per ordering key: `(key, [(record index, event)])`.
+pub type KeyedEvents<E> = Vec<(String, Vec<(usize, E)>)>;
+
+/// Step 1 and 2 of a batch: decode every record and group the events by
+/// ordering key, keeping their order. Pure; benchmarks call it directly.
+pub fn decode_and_group<P: Processor>(processor: &P, records: &[P::Record]) -> Grouped<P::Event> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
     let mut invalid: Vec<(usize, String)> = Vec::new();
-
-    // Decode and group by ordering key, keeping first-seen key order.
     let mut slot_of: HashMap<String, usize> = HashMap::new();
-    let mut groups: Vec<(String, Vec<(usize, P::Event)>)> = Vec::new();
+    let mut groups: KeyedEvents<P::Event> = Vec::new();
     for (i, record) in records.iter().enumerate() {
         match processor.decode(record) {
             Decoded::Ignore => outcomes[i] = Some(Outcome::Ignored),
@@ -221,6 +213,37 @@ async fn run_batch_inner<P: Processor>(
             }
         }
     }
+    Grouped {
+        outcomes,
+        invalid,
+        groups,
+    }
+}
+
+/// Runs one whole batch through a processor. Never panics on input; never
+/// drops a record: every record ends applied, no-op, ignored, dead-lettered
+/// or failed.
+pub async fn run_batch<P: Processor>(
+    processor: &P,
+    ctx: &Context,
+    records: &[P::Record],
+) -> BatchReport {
+    let span = tracing::info_span!("batch", processor = processor.name(), size = records.len());
+    run_batch_inner(processor, ctx, records)
+        .instrument(span)
+        .await
+}
+
+async fn run_batch_inner<P: Processor>(
+    processor: &P,
+    ctx: &Context,
+    records: &[P::Record],
+) -> BatchReport {
+    let Grouped {
+        mut outcomes,
+        mut invalid,
+        groups,
+    } = decode_and_group(processor, records);
 
     if !groups.is_empty() {
         let keys: Vec<&str> = groups.iter().map(|(k, _)| k.as_str()).collect();
@@ -240,8 +263,7 @@ async fn run_batch_inner<P: Processor>(
                             let states = &states;
                             async move {
                                 let refs: Vec<&P::Event> = events.iter().map(|(_, e)| e).collect();
-                                let steps =
-                                    processor.apply(ctx, key, states.get(key), &refs).await;
+                                let steps = processor.apply(ctx, key, states.get(key), &refs).await;
                                 (slot, steps)
                             }
                         })

@@ -569,7 +569,9 @@ impl Executor {
             match sent {
                 Ok(_) => return Ok(true),
                 Err(e) => {
-                    if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception())
+                    {
                         return Ok(false);
                     }
                     match classify("PutItem", &e) {

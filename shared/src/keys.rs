@@ -344,3 +344,66 @@ mod tests {
         assert!(Key::parse("GRP#u", "2026-11-20T10:02:00.000000Z#g#extra").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any pk/sk: parsing never panics, and whatever parses renders back
+        /// to exactly the same pk/sk (one key, one spelling).
+        #[test]
+        fn parse_never_panics_and_round_trips(pk in ".{0,300}", sk in ".{0,300}") {
+            if let Ok(key) = Key::parse(&pk, &sk) {
+                prop_assert_eq!(key.pk(), pk);
+                prop_assert_eq!(key.sk(), sk);
+            }
+        }
+
+        /// Key-shaped input with hostile ids.
+        #[test]
+        fn hostile_ids_never_form_a_foreign_key(
+            prefix in prop::sample::select(vec!["GROUP", "MSG", "GRP", "AGENT", "EXT", "DEADLETTER", "CHECKPOINT"]),
+            id in "[a-z#\\x00-\\x1f\u{7f}-\u{9f}]{0,20}",
+            sk in prop::sample::select(vec!["GROUP", "PROFILE", "EXT", "2026-11-20T10:00:00.000000Z#x", "ACT#2026-11-20T10:00:00.000000Z#e", "DAY#2026-11-20", "shard-1"]),
+        ) {
+            let pk = format!("{prefix}#{id}");
+            if let Ok(key) = Key::parse(&pk, sk) {
+                prop_assert!(!id.contains('#'));
+                prop_assert!(!id.chars().any(char::is_control));
+                prop_assert_eq!(key.pk(), pk);
+            }
+        }
+
+        /// Ids of any length and content: validation never panics, and a
+        /// valid id is short and free of separators.
+        #[test]
+        fn id_validation(s in ".{0,200}") {
+            if let Ok(id) = crate::ids::GroupId::new(s.clone()) {
+                prop_assert!(id.as_str().len() <= crate::ids::MAX_ID_BYTES);
+                prop_assert!(!id.as_str().contains('#'));
+            }
+        }
+
+        /// Timestamps: any text parses or fails cleanly; the canonical form
+        /// of what parses is itself canonical.
+        #[test]
+        fn timestamps(s in ".{0,40}") {
+            if let Ok(t) = Timestamp::parse(&s) {
+                let c = t.to_string();
+                prop_assert_eq!(Timestamp::parse_canonical(&c), Ok(t));
+            }
+        }
+    }
+
+    #[test]
+    fn a_ten_kilobyte_id_is_refused_everywhere() {
+        let big = "x".repeat(10 * 1024);
+        assert!(Key::parse(&format!("GROUP#{big}"), "GROUP").is_err());
+        assert!(Key::parse("GRP#u", &format!("2026-11-20T10:00:00.000000Z#{big}")).is_err());
+        assert!(Key::parse(&format!("AGENT#{big}"), "PROFILE").is_err());
+    }
+}

@@ -1,4 +1,4 @@
-//! The Lambda adapter: a DynamoDB Streams event in, the engine, a
+//! The Lambda adapter: a DynamoDB Streams (or Kinesis) event in, the engine, a
 //! `ReportBatchItemFailures` answer out. The SDK client is built once, at
 //! init, and reused by every invocation.
 
@@ -71,8 +71,12 @@ where
             deadletter::write_all(&ctx.exec, unreadable.clone().into_iter(), ctx.concurrency).await,
         ) {
             match result {
-                Ok(()) => warn!(processor = processor.name(), record_id = %letter.record_id, error = %letter.error, "record dead-lettered"),
-                Err(e) => warn!(processor = processor.name(), record_id = %letter.record_id, error = %e, "unreadable record could not be dead-lettered"),
+                Ok(()) => {
+                    warn!(processor = processor.name(), record_id = %letter.record_id, error = %letter.error, "record dead-lettered")
+                }
+                Err(e) => {
+                    warn!(processor = processor.name(), record_id = %letter.record_id, error = %e, "unreadable record could not be dead-lettered")
+                }
             }
         }
     }
@@ -97,5 +101,83 @@ where
             )
         }
     }))
+    .await
+}
+
+/// The `batchItemFailures` answer of a Kinesis batch.
+pub fn kinesis_response(
+    report: &BatchReport,
+) -> aws_lambda_events::event::streams::KinesisEventResponse {
+    let mut response = aws_lambda_events::event::streams::KinesisEventResponse::default();
+    response.set_failures(report.failures.iter().cloned());
+    response
+}
+
+/// Handles one Lambda Kinesis event.
+pub async fn handle_kinesis_event<P>(
+    processor: &P,
+    ctx: &Context,
+    event: aws_lambda_events::event::kinesis::KinesisEvent,
+) -> aws_lambda_events::event::streams::KinesisEventResponse
+where
+    P: Processor<Record = crate::kinesis::KinesisRecord>,
+{
+    use crate::kinesis::KinesisRecord;
+    let mut records = Vec::with_capacity(event.records.len());
+    let mut unreadable = Vec::new();
+    for record in event.records {
+        let raw = serde_json::to_string(&record).unwrap_or_default();
+        let id = record.event_id.clone().unwrap_or_default();
+        match KinesisRecord::from_lambda(record) {
+            Ok(r) => records.push(r),
+            Err(e) => unreadable.push(DeadLetter::new(
+                processor.name(),
+                &id,
+                "",
+                None,
+                raw,
+                e.to_string(),
+                ctx.deadletter_retention_days,
+            )),
+        }
+    }
+    if !unreadable.is_empty() {
+        // Without a sequence number these cannot be retried, only kept.
+        for (letter, result) in unreadable.iter().zip(
+            deadletter::write_all(&ctx.exec, unreadable.clone().into_iter(), ctx.concurrency).await,
+        ) {
+            match result {
+                Ok(()) => {
+                    warn!(processor = processor.name(), record_id = %letter.record_id, error = %letter.error, "record dead-lettered")
+                }
+                Err(e) => {
+                    warn!(processor = processor.name(), record_id = %letter.record_id, error = %e, "unreadable record could not be dead-lettered")
+                }
+            }
+        }
+    }
+    let report = run_batch(processor, ctx, &records).await;
+    kinesis_response(&report)
+}
+
+/// Runs a Kinesis processor as a Lambda function.
+pub async fn serve_kinesis<P>(processor: P) -> Result<(), lambda_runtime::Error>
+where
+    P: Processor<Record = crate::kinesis::KinesisRecord> + 'static,
+{
+    crate::telemetry::init_lambda();
+    let ctx = context_from_env().await?;
+    let shared = Arc::new((processor, ctx));
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<aws_lambda_events::event::kinesis::KinesisEvent>| {
+            let shared = shared.clone();
+            async move {
+                let (processor, ctx) = &*shared;
+                Ok::<_, lambda_runtime::Error>(
+                    handle_kinesis_event(processor, ctx, event.payload).await,
+                )
+            }
+        },
+    ))
     .await
 }

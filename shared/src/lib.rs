@@ -7,6 +7,8 @@
 //! - [`engine`]: the batch engine (decode, group by ordering key, load, apply
 //!   concurrently, dead-letter, report failures).
 //! - [`executor`]: the only code that writes, and it knows DynamoDB's limits.
+//! - [`kinesis`]: one Kinesis data record type, fed from Lambda events, the
+//!   Kinesis API and JSON.
 //! - [`lambda`]: the thin Lambda adapter.
 
 pub mod attrs;
@@ -16,6 +18,7 @@ pub mod engine;
 pub mod executor;
 pub mod ids;
 pub mod keys;
+pub mod kinesis;
 pub mod lambda;
 pub mod metrics;
 pub mod record;

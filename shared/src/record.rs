@@ -67,9 +67,17 @@ pub struct StreamRecord {
     pub event_id: String,
     #[serde(rename = "eventName")]
     pub kind: ChangeKind,
-    #[serde(rename = "eventVersion", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "eventVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub event_version: Option<String>,
-    #[serde(rename = "eventSource", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "eventSource",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub event_source: Option<String>,
     #[serde(rename = "awsRegion", default, skip_serializing_if = "Option::is_none")]
     pub aws_region: Option<String>,
@@ -128,9 +136,10 @@ impl StreamRecord {
     /// True for a deletion made by DynamoDB's time-to-live process.
     pub fn is_ttl_deletion(&self) -> bool {
         self.kind == ChangeKind::Remove
-            && self.user_identity.as_ref().is_some_and(|u| {
-                u.kind == "Service" && u.principal_id == "dynamodb.amazonaws.com"
-            })
+            && self
+                .user_identity
+                .as_ref()
+                .is_some_and(|u| u.kind == "Service" && u.principal_id == "dynamodb.amazonaws.com")
     }
 
     /// Decodes an image into a domain type with serde_dynamo.
@@ -209,11 +218,11 @@ impl StreamRecord {
             event_id: event_id.clone(),
             reason: "no dynamodb section".to_owned(),
         })?;
-        let sequence_number = data
-            .sequence_number
-            .ok_or_else(|| RecordError::NoSequenceNumber {
-                event_id: event_id.clone(),
-            })?;
+        let sequence_number =
+            data.sequence_number
+                .ok_or_else(|| RecordError::NoSequenceNumber {
+                    event_id: event_id.clone(),
+                })?;
         Ok(Self {
             kind,
             event_version: record.event_version,
@@ -225,9 +234,7 @@ impl StreamRecord {
                 principal_id: u.principal_id.unwrap_or_default(),
             }),
             dynamodb: StreamData {
-                approximate_creation: data
-                    .approximate_creation_date_time
-                    .map(|t| t.as_secs_f64()),
+                approximate_creation: data.approximate_creation_date_time.map(|t| t.as_secs_f64()),
                 keys: data.keys.map(Item::from).unwrap_or_default(),
                 new_image: data.new_image.map(Item::from),
                 old_image: data.old_image.map(Item::from),
@@ -289,7 +296,9 @@ mod tests {
         use ChangeKind::*;
         assert_eq!(
             kinds,
-            [Insert, Insert, Insert, Insert, Modify, Remove, Remove, Insert]
+            [
+                Insert, Insert, Insert, Insert, Modify, Remove, Remove, Insert
+            ]
         );
         let types: Vec<_> = records.iter().map(|r| r.item_type()).collect();
         assert_eq!(
@@ -307,10 +316,7 @@ mod tests {
         );
         let ttl: Vec<_> = records.iter().map(|r| r.is_ttl_deletion()).collect();
         assert_eq!(ttl, [false, false, false, false, false, false, true, false]);
-        assert_eq!(
-            records[0].sequence_number(),
-            "4421584500000000017450439092"
-        );
+        assert_eq!(records[0].sequence_number(), "4421584500000000017450439092");
         assert_eq!(
             records[0].received_at().map(|t| t.to_string()).as_deref(),
             Some("2025-11-20T10:00:01.000000Z")
@@ -337,11 +343,10 @@ mod tests {
         let api: serde_json::Value =
             serde_json::from_str(&fixture("dynamodbstreams-getrecords.json"))
                 .unwrap_or_else(|e| panic!("{e}"));
-        let api: Vec<StreamRecord> = serde_json::from_value(api["Records"].clone())
+        let api: Vec<StreamRecord> =
+            serde_json::from_value(api["Records"].clone()).unwrap_or_else(|e| panic!("{e}"));
+        let lambda: StreamEventFile = serde_json::from_str(&fixture("lambda-dynamodb-event.json"))
             .unwrap_or_else(|e| panic!("{e}"));
-        let lambda: StreamEventFile =
-            serde_json::from_str(&fixture("lambda-dynamodb-event.json"))
-                .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(api.len(), 3);
         for record in &api {
             assert!(record.event_source_arn.is_none());
@@ -391,5 +396,35 @@ mod tests {
         let back: StreamRecord =
             serde_json::from_str(&record.raw_json()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, record);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Arbitrary bytes as a stream record never panic the decoder.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = serde_json::from_slice::<StreamRecord>(&bytes);
+            let _ = serde_json::from_slice::<StreamEventFile>(&bytes);
+        }
+
+        /// Mutations of a real record's JSON never panic the decoder.
+        #[test]
+        fn mutated_records_never_panic(cut in 0usize..2000, byte in any::<u8>()) {
+            let text = crate::testing::fixture("dynamodbstreams-getrecords.json");
+            let mut bytes = text.into_bytes();
+            if !bytes.is_empty() {
+                let i = cut % bytes.len();
+                bytes[i] = byte;
+            }
+            let _ = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .map(|v| serde_json::from_value::<Vec<StreamRecord>>(v["Records"].clone()));
+        }
     }
 }

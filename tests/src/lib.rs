@@ -4,6 +4,10 @@
 
 #![recursion_limit = "256"]
 
+pub mod connect_stub;
+pub mod runtime_api;
+pub mod serial_proxy;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -104,7 +108,11 @@ impl TestTable {
     /// Every record the table's stream holds now, from the start.
     pub async fn stream_records(&self) -> Vec<StreamRecord> {
         let streams = self.app.streams();
-        let arn = self.app.stream_arn().await.unwrap_or_else(|e| panic!("{e:#}"));
+        let arn = self
+            .app
+            .stream_arn()
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
         let mut out = Vec::new();
         for shard in streamfold::tail::list_shards(&streams, &arn)
             .await

@@ -2,7 +2,6 @@
 //! in, `batchItemFailures` out.
 #![recursion_limit = "256"]
 
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     streamfold_shared::lambda::serve_dynamodb(message_groups::MessageGroups).await

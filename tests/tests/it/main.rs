@@ -1,1 +1,5 @@
+mod agent_activity;
+mod extensions;
+mod lambda_runtime;
 mod message_groups;
+mod template;

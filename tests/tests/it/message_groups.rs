@@ -118,7 +118,10 @@ async fn lambda_fixture_ends_with_the_first_message_shown() {
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0]["pk"], "DEADLETTER#message-groups");
     assert!(
-        dead[0]["error"].as_str().unwrap_or_default().contains("'#'"),
+        dead[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'#'"),
         "{}",
         dead[0]["error"]
     );
@@ -205,7 +208,10 @@ async fn every_batch_twice_and_reversed_gives_the_same_table() {
     assert!(report.failures.is_empty(), "{:?}", report.outcomes);
     let expected = in_order.snapshot().await;
     assert_eq!(
-        previews(&in_order, ANDREW).await.into_values().collect::<Vec<_>>(),
+        previews(&in_order, ANDREW)
+            .await
+            .into_values()
+            .collect::<Vec<_>>(),
         [
             ("three".to_owned(), BAYKO.to_owned()),
             ("latest".to_owned(), "c-user".to_owned())
@@ -241,7 +247,9 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     let m2 = message(G1, "m2", "2026-11-20T10:01:00Z", &b, "two");
-    chat::post(exec, &m2).await.unwrap_or_else(|e| panic!("{e:#}"));
+    chat::post(exec, &m2)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let batch1 = t.stream_records().await;
     process(&t, &batch1).await;
     assert_eq!(
@@ -370,7 +378,11 @@ async fn thousand_messages_into_fifty_groups_cost_one_transaction_per_group() {
     let report = run_batch(&MessageGroups, &ctx, &records).await;
     assert!(report.failures.is_empty());
     let counts = t.counter().snapshot();
-    assert_eq!(counts.get("TransactWriteItems").copied(), Some(50), "{counts:?}");
+    assert_eq!(
+        counts.get("TransactWriteItems").copied(),
+        Some(50),
+        "{counts:?}"
+    );
     assert_eq!(counts.get("BatchGetItem").copied(), Some(1), "{counts:?}");
     // requests per record ≤ (distinct groups + 1) / records
     assert!(t.counter().total() <= 51, "{counts:?}");
@@ -380,7 +392,10 @@ async fn thousand_messages_into_fifty_groups_cost_one_transaction_per_group() {
         .into_iter()
         .map(|g| {
             (
-                g["message_group_uuid"].as_str().unwrap_or_default().to_owned(),
+                g["message_group_uuid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 g["last_message_at"].as_str().unwrap_or_default().to_owned(),
             )
         })
@@ -446,7 +461,10 @@ async fn a_message_before_its_group_is_retried_not_dropped() {
         .unwrap_or_else(|e| panic!("{e}"));
     let records = t.stream_records().await;
     let report = process(&t, &records).await;
-    assert_eq!(report.failures, [records[0].dynamodb.sequence_number.clone()]);
+    assert_eq!(
+        report.failures,
+        [records[0].dynamodb.sequence_number.clone()]
+    );
     assert!(t.items_of_type("deadletter").await.is_empty());
     // The Lambda answer names that record.
     let response = streamfold_shared::lambda::dynamodb_response(&report);
@@ -511,7 +529,9 @@ async fn two_processors_at_once_converge() {
 #[tokio::test]
 async fn seed_then_tail_until_idle_shows_both_lists() {
     let t = table("mg-tail").await;
-    chat::seed(t.exec()).await.unwrap_or_else(|e| panic!("{e:#}"));
+    chat::seed(t.exec())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let pipeline = streamfold::pipeline::Pipeline::new(t.ctx().clone(), &[]);
     let opts = streamfold::tail::TailOptions {
         until_idle: true,
@@ -529,7 +549,10 @@ async fn seed_then_tail_until_idle_shows_both_lists() {
     let texts: Vec<&str> = list.iter().map(|p| p.message.as_str()).collect();
     assert_eq!(
         texts,
-        ["Tomorrow at ten. Bring the numbers.", "Running late, start without me!"]
+        [
+            "Tomorrow at ten. Bring the numbers.",
+            "Running late, start without me!"
+        ]
     );
     // Pagination: one per page, the cursor reaches the second.
     let (page1, cursor) = chat::list_conversations(t.exec(), &user, 1, None)

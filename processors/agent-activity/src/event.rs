@@ -1,0 +1,569 @@
+//! Decoding: a Connect agent event (the JSON payload of a Kinesis record)
+//! into a typed [`AgentEvent`]. Pure, no I/O.
+//!
+//! Accepted: every documented shape (LOGIN without `PreviousAgentSnapshot`,
+//! `null` snapshots and fields, channel `TASK` or `TASKS`,
+//! `NextAgentStatus.EnqueuedTimestamp` or `EnqueueTimestamp`, queues with a
+//! `null` Name) and unknown fields, which are ignored. Refused (dead-lettered):
+//! data that is not a JSON object, a missing or invalid `AgentARN`, `EventId`
+//! or `EventTimestamp`, an unknown `Version` or `EventType`.
+//!
+//! Error messages name fields and ids, never values that can be a person's
+//! name (serde's quoted values are redacted).
+
+use serde::Deserialize;
+use streamfold_shared::attrs::redact;
+use streamfold_shared::ids::{AgentId, EventId, Timestamp};
+
+/// The agent event stream versions this decoder knows.
+pub const KNOWN_VERSIONS: &[&str] = &["2017-10-01"];
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    Login,
+    Logout,
+    StateChange,
+    HeartBeat,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Login => "LOGIN",
+            EventType::Logout => "LOGOUT",
+            EventType::StateChange => "STATE_CHANGE",
+            EventType::HeartBeat => "HEART_BEAT",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "LOGIN" => EventType::Login,
+            "LOGOUT" => EventType::Logout,
+            "STATE_CHANGE" => EventType::StateChange,
+            "HEART_BEAT" => EventType::HeartBeat,
+            _ => return None,
+        })
+    }
+}
+
+/// An agent status (`AgentStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub name: String,
+    pub arn: Option<String>,
+    /// ROUTABLE, CUSTOM or OFFLINE.
+    pub kind: Option<String>,
+    pub since: Option<Timestamp>,
+}
+
+/// The status the agent will move to when their contacts end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextStatus {
+    pub name: String,
+    pub arn: Option<String>,
+    pub enqueued_at: Option<Timestamp>,
+}
+
+/// A routing profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingProfile {
+    pub name: String,
+    pub arn: Option<String>,
+}
+
+/// A contact the agent has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub id: String,
+    /// VOICE, CHAT or TASK (`TASKS` is read as `TASK`).
+    pub channel: Option<String>,
+    /// INCOMING, PENDING, CONNECTING, CONNECTED, CONNECTED_ONHOLD, MISSED,
+    /// ERROR, ENDED, REJECTED, …
+    pub state: Option<String>,
+    pub state_since: Option<Timestamp>,
+    pub initiation_method: Option<String>,
+    pub queue: Option<String>,
+}
+
+/// `CurrentAgentSnapshot` / `PreviousAgentSnapshot`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub status: Option<Status>,
+    pub next_status: Option<NextStatus>,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub routing_profile: Option<RoutingProfile>,
+    pub contacts: Vec<Contact>,
+}
+
+impl Snapshot {
+    pub fn contact(&self, id: &str) -> Option<&Contact> {
+        self.contacts.iter().find(|c| c.id == id)
+    }
+}
+
+/// A decoded agent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentEvent {
+    pub agent: AgentId,
+    pub agent_arn: String,
+    pub id: EventId,
+    pub at: Timestamp,
+    pub kind: EventType,
+    pub current: Snapshot,
+    pub previous: Option<Snapshot>,
+}
+
+impl AgentEvent {
+    /// The order of an agent's events: (EventTimestamp, EventId).
+    pub fn order(&self) -> (Timestamp, &str) {
+        (self.at, self.id.as_str())
+    }
+}
+
+// ---- the wire shape -------------------------------------------------------
+
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "AgentARN")]
+    agent_arn: Option<String>,
+    #[serde(rename = "EventId")]
+    event_id: Option<String>,
+    #[serde(rename = "EventTimestamp")]
+    event_timestamp: Option<String>,
+    #[serde(rename = "EventType")]
+    event_type: Option<String>,
+    #[serde(rename = "Version")]
+    version: Option<String>,
+    #[serde(rename = "CurrentAgentSnapshot")]
+    current: Option<WireSnapshot>,
+    #[serde(rename = "PreviousAgentSnapshot")]
+    previous: Option<WireSnapshot>,
+}
+
+#[derive(Deserialize)]
+struct WireSnapshot {
+    #[serde(rename = "AgentStatus")]
+    status: Option<WireStatus>,
+    #[serde(rename = "NextAgentStatus")]
+    next_status: Option<WireNextStatus>,
+    #[serde(rename = "Configuration")]
+    configuration: Option<WireConfiguration>,
+    #[serde(rename = "Contacts")]
+    contacts: Option<Vec<WireContact>>,
+}
+
+#[derive(Deserialize)]
+struct WireStatus {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+    #[serde(rename = "Type")]
+    kind: Option<String>,
+    #[serde(rename = "StartTimestamp")]
+    start: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireNextStatus {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+    #[serde(rename = "EnqueuedTimestamp", alias = "EnqueueTimestamp")]
+    enqueued: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireConfiguration {
+    #[serde(rename = "Username")]
+    username: Option<String>,
+    #[serde(rename = "FirstName")]
+    first_name: Option<String>,
+    #[serde(rename = "LastName")]
+    last_name: Option<String>,
+    #[serde(rename = "RoutingProfile")]
+    routing_profile: Option<WireRoutingProfile>,
+}
+
+#[derive(Deserialize)]
+struct WireRoutingProfile {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireContact {
+    #[serde(rename = "ContactId")]
+    id: Option<String>,
+    #[serde(rename = "Channel")]
+    channel: Option<String>,
+    #[serde(rename = "State")]
+    state: Option<String>,
+    #[serde(rename = "StateStartTimestamp")]
+    state_start: Option<String>,
+    #[serde(rename = "InitiationMethod")]
+    initiation_method: Option<String>,
+    #[serde(rename = "Queue")]
+    queue: Option<WireQueue>,
+}
+
+#[derive(Deserialize)]
+struct WireQueue {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+}
+
+/// Why an agent event was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(msg: impl Into<String>) -> DecodeError {
+    DecodeError(msg.into())
+}
+
+/// The agent id: the last path segment of `…/agent/{agent_id}`.
+pub fn agent_id_of(arn: &str) -> Result<AgentId, DecodeError> {
+    let (_, id) = arn
+        .rsplit_once("/agent/")
+        .ok_or_else(|| err("AgentARN is not a Connect agent ARN (…/agent/{agent_id})"))?;
+    AgentId::new(id).map_err(|e| err(format!("AgentARN: {e}")))
+}
+
+/// A timestamp field that may be absent; a present but unreadable one is
+/// dropped (it never decides anything the event is refused for).
+fn opt_ts(value: Option<String>) -> Option<Timestamp> {
+    value.and_then(|v| Timestamp::parse(&v).ok())
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn channel(value: Option<String>) -> Option<String> {
+    non_empty(value).map(|c| {
+        let upper = c.to_ascii_uppercase();
+        if upper == "TASKS" {
+            "TASK".to_owned()
+        } else {
+            upper
+        }
+    })
+}
+
+fn snapshot(w: WireSnapshot) -> Snapshot {
+    let config = w.configuration;
+    let (username, first_name, last_name, routing_profile) = match config {
+        Some(c) => (
+            non_empty(c.username),
+            c.first_name,
+            c.last_name,
+            c.routing_profile
+                .and_then(|r| non_empty(r.name).map(|name| RoutingProfile { name, arn: r.arn })),
+        ),
+        None => (None, None, None, None),
+    };
+    Snapshot {
+        status: w.status.and_then(|s| {
+            non_empty(s.name).map(|name| Status {
+                name,
+                arn: s.arn,
+                kind: non_empty(s.kind),
+                since: opt_ts(s.start),
+            })
+        }),
+        next_status: w.next_status.and_then(|n| {
+            non_empty(n.name).map(|name| NextStatus {
+                name,
+                arn: n.arn,
+                enqueued_at: opt_ts(n.enqueued),
+            })
+        }),
+        username,
+        first_name,
+        last_name,
+        routing_profile,
+        contacts: w
+            .contacts
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                let id = non_empty(c.id)?;
+                Some(Contact {
+                    id,
+                    channel: channel(c.channel),
+                    state: non_empty(c.state).map(|s| s.to_ascii_uppercase()),
+                    state_since: opt_ts(c.state_start),
+                    initiation_method: non_empty(c.initiation_method),
+                    queue: c.queue.and_then(|q| non_empty(q.name)),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Decodes one agent event payload.
+pub fn decode_event(data: &[u8]) -> Result<AgentEvent, DecodeError> {
+    let wire: WireEvent = serde_json::from_slice(data).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            err(format!("data is not JSON: {}", redact(e)))
+        } else {
+            err(format!("not a Connect agent event: {}", redact(e)))
+        }
+    })?;
+    let arn = non_empty(wire.agent_arn).ok_or_else(|| err("agent event has no AgentARN"))?;
+    let agent = agent_id_of(&arn)?;
+    let id = non_empty(wire.event_id).ok_or_else(|| err("agent event has no EventId"))?;
+    let id = EventId::new(id).map_err(|e| err(format!("EventId: {e}")))?;
+    let at = non_empty(wire.event_timestamp)
+        .ok_or_else(|| err(format!("agent event {id} has no EventTimestamp")))?;
+    let at =
+        Timestamp::parse(&at).map_err(|e| err(format!("agent event {id}: EventTimestamp: {e}")))?;
+    match wire.version.as_deref() {
+        Some(v) if KNOWN_VERSIONS.contains(&v) => {}
+        Some(v) => {
+            return Err(err(format!(
+                "agent event {id} has Version {}, which this processor does not know (it knows {})",
+                shown(v),
+                KNOWN_VERSIONS.join(", ")
+            )));
+        }
+        None => {
+            return Err(err(format!(
+                "agent event {id} has no Version (expected {})",
+                KNOWN_VERSIONS.join(", ")
+            )));
+        }
+    }
+    let kind = match wire.event_type.as_deref() {
+        Some(t) => EventType::parse(t).ok_or_else(|| {
+            err(format!(
+                "agent event {id} has an unknown EventType {} (expected LOGIN, LOGOUT, STATE_CHANGE or HEART_BEAT)",
+                shown(t)
+            ))
+        })?,
+        None => return Err(err(format!("agent event {id} has no EventType"))),
+    };
+    let current = wire
+        .current
+        .ok_or_else(|| err(format!("agent event {id} has no CurrentAgentSnapshot")))?;
+    Ok(AgentEvent {
+        agent,
+        agent_arn: arn,
+        id,
+        at,
+        kind,
+        current: snapshot(current),
+        previous: wire.previous.map(snapshot),
+    })
+}
+
+/// At most 40 characters of a value that is not personal (a version, a type).
+fn shown(value: &str) -> String {
+    let mut out: String = value.chars().take(40).collect();
+    if out.len() < value.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamfold_shared::testing::fixture;
+
+    pub(crate) fn day() -> Vec<AgentEvent> {
+        fixture("connect-agent-events.jsonl")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| decode_event(l.as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    }
+
+    #[test]
+    fn every_line_of_the_day_decodes() {
+        let events = day();
+        assert_eq!(events.len(), 12);
+        let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+        use EventType::*;
+        assert_eq!(
+            kinds,
+            [
+                Login,
+                StateChange,
+                StateChange,
+                StateChange,
+                StateChange,
+                StateChange,
+                HeartBeat,
+                StateChange,
+                StateChange,
+                StateChange,
+                StateChange,
+                Logout
+            ]
+        );
+        for e in &events {
+            assert_eq!(e.agent.as_str(), "4c1f6ad5-0b5e-4d0e-9f53-2b7b1e8f3a10");
+            assert_eq!(e.current.username.as_deref(), Some("mgarcia"));
+        }
+        // LOGIN and LOGOUT come without a previous snapshot.
+        assert!(events[0].previous.is_none());
+        assert!(events[11].previous.is_none());
+        assert_eq!(events[0].at.to_string(), "2026-11-20T14:00:01.001000Z");
+        let login = &events[0].current;
+        let status = login.status.as_ref().unwrap_or_else(|| panic!("status"));
+        assert_eq!(status.name, "Offline");
+        assert_eq!(status.kind.as_deref(), Some("OFFLINE"));
+        assert_eq!(
+            status.since.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-19T22:10:00.000000Z")
+        );
+        assert_eq!(
+            login.routing_profile.as_ref().map(|r| r.name.as_str()),
+            Some("Basic Routing Profile")
+        );
+        // The contact: CONNECTING with a null ConnectedToAgentTimestamp.
+        let c = &events[2].current.contacts[0];
+        assert_eq!(c.state.as_deref(), Some("CONNECTING"));
+        assert_eq!(c.channel.as_deref(), Some("VOICE"));
+        assert_eq!(c.queue.as_deref(), Some("BasicQueue"));
+        assert_eq!(
+            events[10]
+                .current
+                .routing_profile
+                .as_ref()
+                .map(|r| r.name.as_str()),
+            Some("Sales")
+        );
+    }
+
+    #[test]
+    fn the_variant_decodes_like_the_canonical_spelling() {
+        let e = decode_event(fixture("connect-agent-event-variant.json").as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.kind, EventType::StateChange);
+        let next = e
+            .current
+            .next_status
+            .as_ref()
+            .unwrap_or_else(|| panic!("next status"));
+        assert_eq!(next.name, "Break");
+        assert_eq!(
+            next.enqueued_at.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-20T16:20:00.000000Z")
+        );
+        assert_eq!(e.current.contacts[0].channel.as_deref(), Some("TASK"));
+        // The canonical spelling gives the same event.
+        let canonical = fixture("connect-agent-event-variant.json")
+            .replace("\"EnqueueTimestamp\"", "\"EnqueuedTimestamp\"")
+            .replace("\"TASKS\"", "\"TASK\"");
+        let c = decode_event(canonical.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c, e);
+    }
+
+    #[test]
+    fn the_lambda_fixture_payloads_decode_and_the_last_is_refused() {
+        let event: aws_lambda_events::event::kinesis::KinesisEvent =
+            serde_json::from_str(&fixture("lambda-kinesis-event.json"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let results: Vec<_> = event
+            .records
+            .iter()
+            .map(|r| decode_event(&r.kinesis.data.0))
+            .collect();
+        assert_eq!(results.len(), 4);
+        assert!(results[..3].iter().all(Result::is_ok));
+        match &results[3] {
+            Err(e) => assert!(e.0.starts_with("data is not JSON"), "{e}"),
+            Ok(_) => panic!("not JSON must be refused"),
+        }
+    }
+
+    fn first_line() -> serde_json::Value {
+        let line = fixture("connect-agent-events.jsonl");
+        serde_json::from_str(line.lines().nth(1).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn refused(v: &serde_json::Value) -> String {
+        match decode_event(v.to_string().as_bytes()) {
+            Err(e) => e.0,
+            Ok(_) => panic!("expected a refusal"),
+        }
+    }
+
+    #[test]
+    fn missing_required_fields_are_refused_clearly() {
+        for field in ["AgentARN", "EventId", "EventTimestamp"] {
+            let mut v = first_line();
+            v.as_object_mut().map(|o| o.remove(field));
+            let why = refused(&v);
+            assert!(why.contains(field), "{field}: {why}");
+            let mut v = first_line();
+            v[field] = serde_json::Value::Null;
+            assert!(refused(&v).contains(field));
+        }
+        let mut v = first_line();
+        v["Version"] = "2099-01-01".into();
+        let why = refused(&v);
+        assert!(
+            why.contains("Version \"2099-01-01\"") && why.contains("2017-10-01"),
+            "{why}"
+        );
+        let mut v = first_line();
+        v["EventType"] = "DANCE".into();
+        assert!(refused(&v).contains("unknown EventType"));
+        let mut v = first_line();
+        v["AgentARN"] = "arn:aws:connect:x:1:instance/i/agent/a#b".into();
+        assert!(refused(&v).contains("'#'"));
+        let mut v = first_line();
+        v["EventTimestamp"] = "yesterday".into();
+        assert!(refused(&v).contains("EventTimestamp"));
+    }
+
+    #[test]
+    fn errors_never_show_names() {
+        // A wrongly typed field whose neighbour is a name: serde's message
+        // must not carry the values.
+        let mut v = first_line();
+        v["CurrentAgentSnapshot"]["Configuration"]["FirstName"] = serde_json::json!({"x": 1});
+        let why = refused(&v);
+        assert!(!why.contains("Maria") && !why.contains("Garcia"), "{why}");
+        let why = match decode_event(b"{\"AgentARN\": \"Maria Garcia") {
+            Err(e) => e.0,
+            Ok(_) => panic!("refusal"),
+        };
+        assert!(!why.contains("Maria"), "{why}");
+        let why = match decode_event(b"[\"Maria Garcia\"]") {
+            Err(e) => e.0,
+            Ok(_) => panic!("refusal"),
+        };
+        assert!(!why.contains("Maria"), "{why}");
+    }
+
+    #[test]
+    fn nulls_and_unknown_fields_are_accepted() {
+        let mut v = first_line();
+        v["PreviousAgentSnapshot"] = serde_json::Value::Null;
+        v["SomethingNew"] = serde_json::json!({"a": [1, 2]});
+        v["CurrentAgentSnapshot"]["Contacts"] = serde_json::Value::Null;
+        v["CurrentAgentSnapshot"]["NextAgentStatus"] = serde_json::Value::Null;
+        v["CurrentAgentSnapshot"]["Configuration"]["RoutingProfile"]["Brand"] = "new".into();
+        let e = decode_event(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(e.previous.is_none());
+        assert!(e.current.contacts.is_empty());
+    }
+}

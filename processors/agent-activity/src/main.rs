@@ -1,0 +1,8 @@
+//! The agent-activity Lambda function: Kinesis events of Connect's agent
+//! event stream in, `batchItemFailures` out.
+#![recursion_limit = "256"]
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    streamfold_shared::lambda::serve_kinesis(agent_activity::AgentActivity::from_env()).await
+}

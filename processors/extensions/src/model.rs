@@ -1,0 +1,236 @@
+//! The two item types this crate reasons about, as read from the table:
+//! agent profiles (`AGENT#{id}` / `PROFILE`) and extension items
+//! (`EXT#{nnnn}` / `EXT`), plus the gsi1 work-queue queries.
+//!
+//! Nothing here keeps or logs a person's name: profiles are read for their
+//! id, ARN, username and extension only.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use streamfold_shared::attrs::{s, sv};
+use streamfold_shared::engine::Context;
+use streamfold_shared::executor::{ExecError, Item};
+use streamfold_shared::ids::AgentId;
+use streamfold_shared::keys::{Extension, Key};
+
+/// gsi1 partition of free extensions (`gsi1sk` = the extension).
+pub const FREE: &str = "EXT#FREE";
+/// gsi1 partition of agents waiting for an extension (`gsi1sk` =
+/// `{since}#{agent_id}`, so oldest first).
+pub const WAITING: &str = "EXT#WAITING";
+/// The extension work-queue index.
+pub const GSI1: &str = "gsi1";
+/// The agent-directory index.
+pub const GSI2: &str = "gsi2";
+/// gsi2 partition of every agent profile (`gsi2sk` = username).
+pub const AGENTS: &str = "AGENTS";
+
+/// What this crate reads of an agent profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub agent: AgentId,
+    pub agent_arn: Option<String>,
+    pub username: Option<String>,
+    pub extension: Option<Extension>,
+    /// `gsi1pk = EXT#WAITING`.
+    pub waiting: bool,
+}
+
+impl Profile {
+    /// From a table item (a GetItem/Query answer). Errors name the agent,
+    /// never an attribute's value other than the extension digits.
+    pub fn from_item(item: &Item) -> Result<Self, String> {
+        let pk = s(item, "pk").unwrap_or_default();
+        let sk = s(item, "sk").unwrap_or_default();
+        let agent = match Key::parse(pk, sk) {
+            Ok(Key::Profile(a)) => a,
+            Ok(other) => return Err(format!("{other} is not an agent profile")),
+            Err(e) => return Err(format!("agent profile key: {e}")),
+        };
+        let extension = match item.get("extension") {
+            None | Some(AttributeValue::Null(_)) => None,
+            Some(AttributeValue::S(x)) => {
+                Some(Extension::new(x).map_err(|e| format!("profile of agent {agent}: {e}"))?)
+            }
+            Some(_) => {
+                return Err(format!(
+                    "profile of agent {agent}: extension is not a string"
+                ));
+            }
+        };
+        Ok(Self {
+            agent_arn: s(item, "agent_arn").map(str::to_owned),
+            username: s(item, "username").map(str::to_owned),
+            waiting: s(item, "gsi1pk") == Some(WAITING),
+            extension,
+            agent,
+        })
+    }
+}
+
+/// The state of an extension item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtState {
+    Free,
+    Assigned {
+        agent: String,
+        agent_arn: Option<String>,
+        username: Option<String>,
+        assigned_at: Option<String>,
+    },
+    /// Neither free nor assigned, or both: an invariant is broken.
+    Broken(String),
+}
+
+/// What this crate reads of an extension item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtItem {
+    pub extension: Extension,
+    pub state: ExtState,
+}
+
+impl ExtItem {
+    pub fn from_item(item: &Item) -> Result<Self, String> {
+        let pk = s(item, "pk").unwrap_or_default();
+        let sk = s(item, "sk").unwrap_or_default();
+        let extension = match Key::parse(pk, sk) {
+            Ok(Key::Extension(x)) => x,
+            Ok(other) => return Err(format!("{other} is not an extension item")),
+            Err(e) => return Err(format!("extension key: {e}")),
+        };
+        let free = s(item, "gsi1pk") == Some(FREE);
+        let agent = s(item, "agent_id");
+        let state = match (free, agent) {
+            (true, None) => ExtState::Free,
+            (false, Some(a)) => ExtState::Assigned {
+                agent: a.to_owned(),
+                agent_arn: s(item, "agent_arn").map(str::to_owned),
+                username: s(item, "username").map(str::to_owned),
+                assigned_at: s(item, "assigned_at").map(str::to_owned),
+            },
+            (true, Some(a)) => ExtState::Broken(format!("free and assigned to {a}")),
+            (false, None) => ExtState::Broken("neither free nor assigned".to_owned()),
+        };
+        Ok(Self { extension, state })
+    }
+}
+
+/// A free extension item, as `extensions init` and a release write it.
+pub fn free_item(x: &Extension) -> Item {
+    let key = Key::Extension(x.clone());
+    Item::from([
+        ("pk".to_owned(), sv(key.pk())),
+        ("sk".to_owned(), sv(key.sk())),
+        ("type".to_owned(), sv("ext")),
+        ("extension".to_owned(), sv(x.as_str())),
+        ("gsi1pk".to_owned(), sv(FREE)),
+        ("gsi1sk".to_owned(), sv(x.as_str())),
+    ])
+}
+
+/// An agent waiting for an extension, as gsi1 `EXT#WAITING` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiter {
+    pub agent: AgentId,
+    pub agent_arn: Option<String>,
+    pub username: Option<String>,
+}
+
+impl From<&Profile> for Waiter {
+    fn from(p: &Profile) -> Self {
+        Self {
+            agent: p.agent.clone(),
+            agent_arn: p.agent_arn.clone(),
+            username: p.username.clone(),
+        }
+    }
+}
+
+/// One page of a gsi1 queue, in index order (ascending). GSI reads are
+/// eventually consistent: the answer is a list of candidates, and the
+/// conditions of the writes that use them are what keeps the table right.
+pub async fn queue_page(
+    ctx: &Context,
+    queue: &str,
+    limit: i32,
+    start: Option<Item>,
+) -> Result<(Vec<Item>, Option<Item>), ExecError> {
+    let exec = &ctx.exec;
+    let out = exec
+        .retrying("Query", || {
+            exec.client()
+                .query()
+                .table_name(exec.table())
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :q")
+                .expression_attribute_values(":q", sv(queue))
+                .scan_index_forward(true)
+                .limit(limit.max(1))
+                .set_exclusive_start_key(start.clone())
+                .send()
+        })
+        .await?;
+    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+}
+
+/// Counts a gsi1 queue (every page, `Select COUNT`).
+pub async fn queue_len(ctx: &Context, queue: &str) -> Result<u64, ExecError> {
+    let exec = &ctx.exec;
+    let mut total = 0u64;
+    let mut start: Option<Item> = None;
+    loop {
+        let out = exec
+            .retrying("Query", || {
+                exec.client()
+                    .query()
+                    .table_name(exec.table())
+                    .index_name(GSI1)
+                    .key_condition_expression("gsi1pk = :q")
+                    .expression_attribute_values(":q", sv(queue))
+                    .select(aws_sdk_dynamodb::types::Select::Count)
+                    .set_exclusive_start_key(start.clone())
+                    .send()
+            })
+            .await?;
+        total += u64::try_from(out.count).unwrap_or(0);
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_decode_without_names() {
+        let item = Item::from([
+            ("pk".to_owned(), sv("AGENT#a1")),
+            ("sk".to_owned(), sv("PROFILE")),
+            ("first_name".to_owned(), sv("Ada")),
+            ("username".to_owned(), sv("ada")),
+            ("gsi1pk".to_owned(), sv(WAITING)),
+        ]);
+        let p = Profile::from_item(&item).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.waiting);
+        assert_eq!(p.extension, None);
+        let mut bad = item.clone();
+        bad.insert("extension".to_owned(), sv("12a"));
+        let err = Profile::from_item(&bad).err().unwrap_or_default();
+        assert!(err.contains("a1") && !err.contains("Ada"), "{err}");
+    }
+
+    #[test]
+    fn ext_items_are_free_or_assigned() {
+        let x = Extension::new("0042").unwrap_or_else(|e| panic!("{e}"));
+        let free = ExtItem::from_item(&free_item(&x)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(free.state, ExtState::Free);
+        let mut both = free_item(&x);
+        both.insert("agent_id".to_owned(), sv("a1"));
+        assert!(matches!(
+            ExtItem::from_item(&both).map(|e| e.state),
+            Ok(ExtState::Broken(_))
+        ));
+    }
+}

@@ -1,0 +1,294 @@
+//! A local Lambda Runtime API (the `2018-06-01` interface Lambda serves to a
+//! function's process), enough to start a built function binary exactly as
+//! Lambda starts it (`AWS_LAMBDA_RUNTIME_API`) and invoke it with real event
+//! JSON.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// What a function answered to one invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// `/response`: the handler's JSON.
+    Response(String),
+    /// `/error`: the error document.
+    Error(String),
+}
+
+#[derive(Default)]
+struct State {
+    queue: Mutex<VecDeque<(String, String)>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    init_error: Mutex<Option<String>>,
+    notify: Notify,
+    next_id: Mutex<u64>,
+}
+
+/// The server; it stops when dropped.
+pub struct RuntimeApi {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let body = match req.into_body().collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    };
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => loop {
+            let next = state.queue.lock().ok().and_then(|mut q| q.pop_front());
+            if let Some((id, event)) = next {
+                let deadline = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() + 30_000)
+                    .unwrap_or(0);
+                let mut r = reply(StatusCode::OK, event);
+                let h = r.headers_mut();
+                let mut set = |k: &'static str, v: String| {
+                    if let Ok(v) = v.parse() {
+                        h.insert(k, v);
+                    }
+                };
+                set("lambda-runtime-aws-request-id", id);
+                set("lambda-runtime-deadline-ms", deadline.to_string());
+                set(
+                    "lambda-runtime-invoked-function-arn",
+                    "arn:aws:lambda:us-east-1:012345678901:function:streamfold-test".to_owned(),
+                );
+                set(
+                    "lambda-runtime-trace-id",
+                    "Root=1-00000000-000000000000000000000000".to_owned(),
+                );
+                set("content-type", "application/json".to_owned());
+                return Ok(r);
+            }
+            state.notify.notified().await;
+        },
+        (
+            Method::POST,
+            [
+                "2018-06-01",
+                "runtime",
+                "invocation",
+                id,
+                kind @ ("response" | "error"),
+            ],
+        ) => {
+            let answer = if *kind == "response" {
+                Answer::Response(body)
+            } else {
+                Answer::Error(body)
+            };
+            if let Some(tx) = state.waiting.lock().ok().and_then(|mut w| w.remove(*id)) {
+                let _ = tx.send(answer);
+            }
+            Ok(reply(
+                StatusCode::ACCEPTED,
+                "{\"status\":\"OK\"}".to_owned(),
+            ))
+        }
+        (Method::POST, ["2018-06-01", "runtime", "init", "error"]) => {
+            if let Ok(mut e) = state.init_error.lock() {
+                *e = Some(body);
+            }
+            Ok(reply(
+                StatusCode::ACCEPTED,
+                "{\"status\":\"OK\"}".to_owned(),
+            ))
+        }
+        _ => Ok(reply(StatusCode::NOT_FOUND, "{}".to_owned())),
+    }
+}
+
+impl RuntimeApi {
+    /// Starts the server on a free loopback port.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let s = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(s.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// The value of `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Queues one event and waits for the function's answer.
+    pub async fn invoke(&self, event: &str, timeout: Duration) -> Result<Answer, String> {
+        let id = {
+            let mut n = self.state.next_id.lock().map_err(|e| e.to_string())?;
+            *n += 1;
+            format!("request-{n:06}")
+        };
+        let (tx, rx) = oneshot::channel();
+        self.state
+            .waiting
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(id.clone(), tx);
+        self.state
+            .queue
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push_back((id, event.to_owned()));
+        self.state.notify.notify_waiters();
+        self.state.notify.notify_one();
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err("the invocation was dropped".to_owned()),
+            Err(_) => Err(format!(
+                "no answer within {timeout:?}; init error: {:?}",
+                self.init_error()
+            )),
+        }
+    }
+
+    /// The init error the function reported, if any.
+    pub fn init_error(&self) -> Option<String> {
+        self.state.init_error.lock().ok().and_then(|e| e.clone())
+    }
+}
+
+/// A function binary running against a [`RuntimeApi`], as Lambda runs it.
+pub struct Function {
+    pub child: tokio::process::Child,
+    pub started: Instant,
+}
+
+impl Function {
+    /// Starts `binary` with Lambda's environment plus `env`.
+    pub fn start(binary: &Path, api: &RuntimeApi, env: &[(&str, String)]) -> std::io::Result<Self> {
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.env("AWS_LAMBDA_RUNTIME_API", api.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        Ok(Self {
+            child: cmd.spawn()?,
+            started,
+        })
+    }
+
+    /// Peak resident memory (VmHWM) in kB, on Linux.
+    pub fn peak_rss_kb(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+    }
+}
+
+/// Builds a workspace binary (debug, or release with `release`) with the
+/// cargo that runs the tests, and returns its path.
+pub fn build_binary(package: &str, release: bool) -> Result<PathBuf, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "-q", "-j2", "-p", package, "--bin", package]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p {package} failed"));
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("target"));
+    let path = target
+        .join(if release { "release" } else { "debug" })
+        .join(package);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} was not built", path.display()))
+    }
+}
+
+/// The environment a function needs to reach the local endpoint and table.
+pub fn function_env(table: &str) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("STREAMFOLD_TABLE", table.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+    for k in [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        if let Ok(v) = std::env::var(k) {
+            env.push((k, v));
+        }
+    }
+    env
+}
