@@ -311,6 +311,15 @@ pub fn seed_users() -> Result<[Participant; 4]> {
     ])
 }
 
+/// A seeded conversation: group id, its two users, and its lines
+/// (sent by the first user?, minutes after 10:00, text).
+type Conversation<'a> = (
+    &'a str,
+    &'a Participant,
+    &'a Participant,
+    &'a [(bool, u32, &'a str)],
+);
+
 /// What `seed` wrote.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Seeded {
@@ -323,7 +332,7 @@ pub struct Seeded {
 pub async fn seed(exec: &Executor) -> Result<Seeded> {
     let [andrew, bayko, londo, worf] = seed_users()?;
     // (group, a, b, [(sender is a?, minute offset, text)])
-    let conversations: [(&str, &Participant, &Participant, &[(bool, u32, &str)]); 3] = [
+    let conversations: [Conversation<'_>; 3] = [
         (
             "5ae290ed-55d1-47a0-bc6d-fe2bc2700399",
             &andrew,

@@ -229,7 +229,7 @@ pub async fn scan(
                 .map(|i| i.into_iter().collect()),
         );
     }
-    items.sort_by(|a, b| key_of(a).cmp(&key_of(b)));
+    items.sort_by_key(key_of);
     Ok(items)
 }
 
