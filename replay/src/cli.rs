@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +16,6 @@ use crate::pipeline::{Pipeline, ProcessorKind};
 use crate::render::{clip, table, when};
 use crate::replay::ReplayOptions;
 use crate::table::{self as tbl, Schema};
-use crate::tail::TailOptions;
 
 /// streamfold: folds DynamoDB and Kinesis change streams into views in the
 /// same single table.
@@ -55,11 +53,18 @@ pub enum Command {
     /// Replay captured records (Lambda event files, JSON Lines of stream
     /// records) through the processors.
     Replay(ReplayArgs),
-    /// Run the processors live on the table's stream.
-    Tail(TailArgs),
+    /// Run the processors live on the table's stream (and the Connect
+    /// agent Kinesis stream when configured), with checkpoints.
+    Tail(crate::tail::TailArgs),
+    /// Write a live stream (the table's, or a Kinesis one) to JSON Lines
+    /// that `replay` reads back.
+    Capture(crate::capture::CaptureArgs),
     /// Records that could not be processed.
     #[command(subcommand)]
     Deadletters(DeadlettersCmd),
+    /// Recompute projections from their sources; check and repair them.
+    #[command(subcommand)]
+    Rebuild(crate::rebuild::RebuildCmd),
     /// Connect agents: profiles, history, daily totals (agent-activity).
     #[command(subcommand)]
     Agents(crate::agents::AgentsCmd),
@@ -174,22 +179,6 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    /// Stop when no record has arrived for --idle-ms.
-    #[arg(long)]
-    pub until_idle: bool,
-    #[arg(long, default_value_t = 2000)]
-    pub idle_ms: u64,
-    /// Retries of a failed record before it is dead-lettered.
-    #[arg(long, default_value_t = 3)]
-    pub max_retries: u32,
-    #[arg(long = "processor", value_enum)]
-    pub processors: Vec<ProcessorKind>,
-    #[arg(long)]
-    pub json: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum DeadlettersCmd {
     /// List dead letters, newest first.
@@ -251,17 +240,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             let counts = crate::replay::replay(&app, &pipeline, &opts).await?;
             summary(&counts, args.json)
         }
-        Command::Tail(args) => {
-            let pipeline = Pipeline::new(app.ctx.clone(), &args.processors);
-            let opts = TailOptions {
-                until_idle: args.until_idle,
-                idle: Duration::from_millis(args.idle_ms),
-                max_retries: args.max_retries,
-                ..TailOptions::default()
-            };
-            let counts = crate::tail::tail(&app, &pipeline, &opts).await?;
-            summary(&counts, args.json)
-        }
+        Command::Tail(args) => crate::tail::run_cli(&app, args).await,
+        Command::Capture(args) => crate::capture::run_cli(&app, args).await,
+        Command::Rebuild(cmd) => crate::rebuild::run_cli(&app, cmd).await,
         Command::Deadletters(DeadlettersCmd::List {
             processors,
             limit,

@@ -5,11 +5,14 @@
 
 pub mod agents;
 pub mod app;
+pub mod capture;
 pub mod chat;
+pub mod checkpoint;
 pub mod cli;
 pub mod extensions;
 pub mod input;
 pub mod pipeline;
+pub mod rebuild;
 pub mod reconcile_cmd;
 pub mod render;
 pub mod replay;

@@ -4,9 +4,14 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use std::collections::HashMap;
 use streamfold_shared::deadletter::{self, DeadLetter};
 use streamfold_shared::engine::{BatchReport, Context, Counts, Outcome, SourceRecord, run_batch};
-use streamfold_shared::executor::{ExecError, Executor, Item, RetryPolicy};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use streamfold_shared::attrs;
+use streamfold_shared::executor::{ExecError, Executor, Expr, Item, RetryPolicy};
+use streamfold_shared::keys::Extension;
 use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::{ChangeKind, StreamRecord};
 use tracing::warn;
@@ -272,44 +277,191 @@ async fn give_up<R: SourceRecord>(
     kept
 }
 
-/// Item types written by applications (not by processors): what
-/// [`restore_sources`] re-creates.
-pub const SOURCE_TYPES: &[&str] = &["group", "message"];
+/// Item types whose captured changes [`restore_sources`] re-creates: the
+/// application's groups and messages, the agent profiles (the extensions
+/// processor's input) and the extension pool.
+pub const SOURCE_TYPES: &[&str] = &["group", "message", "agent", "ext"];
 
-/// Applies the source changes the records describe (put the new image, or
-/// delete) to a table, for replaying captured records into a new table.
-/// Only application-written types ([`SOURCE_TYPES`]) are touched.
+/// Attributes of a profile that are the extensions processor's projection:
+/// never restored from a capture, so the new table's processor assigns them.
+const PROFILE_PROJECTION: &[&str] = &["pk", "sk", "extension", "gsi1pk", "gsi1sk"];
+
+/// Applies the source changes the records describe to a table, for
+/// replaying captured records into a new table:
+/// - group and message: put the new image, or delete;
+/// - agent profile: created waiting for an extension (the captured
+///   `extension` is a projection the new table's processor makes again),
+///   later images update every other attribute, removal deletes;
+/// - ext: a free extension of the pool is created if absent (assignments are
+///   projections); removal deletes it if it is still free.
 pub async fn restore_sources(exec: &Executor, records: &[StreamRecord]) -> Result<(), ExecError> {
     for r in records {
-        if !r.item_type().is_some_and(|t| SOURCE_TYPES.contains(&t)) {
-            continue;
+        match r.item_type() {
+            Some("message") => restore_plain(exec, r).await?,
+            Some("group") => restore_group(exec, r).await?,
+            Some("agent") => restore_profile(exec, r).await?,
+            Some("ext") => restore_extension(exec, r).await?,
+            _ => {}
         }
-        match r.kind {
-            ChangeKind::Remove => {
-                let key: Item = r.dynamodb.keys.clone().into();
-                exec.retrying("DeleteItem", || {
-                    exec.client()
-                        .delete_item()
-                        .table_name(exec.table())
-                        .set_key(Some(key.clone()))
-                        .send()
-                })
-                .await?;
-            }
-            _ => {
-                if let Some(image) = &r.dynamodb.new_image {
-                    let item: Item = image.clone().into();
-                    exec.retrying("PutItem", || {
-                        exec.client()
-                            .put_item()
-                            .table_name(exec.table())
-                            .set_item(Some(item.clone()))
-                            .send()
-                    })
-                    .await?;
-                }
-            }
+    }
+    Ok(())
+}
+
+async fn delete(
+    exec: &Executor,
+    r: &StreamRecord,
+    condition: Option<Expr>,
+) -> Result<(), ExecError> {
+    let key: Item = r.dynamodb.keys.clone().into();
+    let (text, names, values) = match condition {
+        Some(c) => (Some(c.text), c.names, c.values),
+        None => (None, Default::default(), Default::default()),
+    };
+    exec.conditional("DeleteItem", || {
+        exec.client()
+            .delete_item()
+            .table_name(exec.table())
+            .set_key(Some(key.clone()))
+            .set_condition_expression(text.clone())
+            .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
+            .set_expression_attribute_values((!values.is_empty()).then(|| values.clone()))
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn restore_plain(exec: &Executor, r: &StreamRecord) -> Result<(), ExecError> {
+    if r.kind == ChangeKind::Remove {
+        return delete(exec, r, None).await;
+    }
+    if let Some(image) = &r.dynamodb.new_image {
+        let item: Item = image.clone().into();
+        exec.retrying("PutItem", || {
+            exec.client()
+                .put_item()
+                .table_name(exec.table())
+                .set_item(Some(item.clone()))
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn restore_profile(exec: &Executor, r: &StreamRecord) -> Result<(), ExecError> {
+    if r.kind == ChangeKind::Remove {
+        return delete(exec, r, None).await;
+    }
+    let Some(image) = &r.dynamodb.new_image else {
+        return Ok(());
+    };
+    let image: Item = image.clone().into();
+    let (Some(agent), Some(since)) = (
+        attrs::s(&image, "pk").and_then(|pk| pk.strip_prefix("AGENT#")),
+        ["first_event_at", "last_event_at", "status_since"]
+            .iter()
+            .find_map(|a| attrs::s(&image, a)),
+    ) else {
+        warn!(record_id = %r.event_id, "profile image without agent or time; not restored");
+        return Ok(());
+    };
+    // New here: created waiting for an extension.
+    let mut waiting = image.clone();
+    waiting.remove("extension");
+    waiting.insert(
+        "gsi1pk".to_owned(),
+        attrs::sv(agent_activity::plan::WAITING),
+    );
+    waiting.insert("gsi1sk".to_owned(), attrs::sv(format!("{since}#{agent}")));
+    if exec.put_if_absent(waiting).await? {
+        return Ok(());
+    }
+    // Already here: every attribute but the extensions projection.
+    update_sources(exec, &image, PROFILE_PROJECTION).await
+}
+
+/// Attributes of a group that are message-groups' projection.
+const GROUP_PROJECTION: &[&str] = &["pk", "sk", "last_message_key", "last_message_at"];
+
+/// A group is created without the preview pointer (the new table's
+/// message-groups sets it) and later images update only what the
+/// application writes.
+async fn restore_group(exec: &Executor, r: &StreamRecord) -> Result<(), ExecError> {
+    if r.kind == ChangeKind::Remove {
+        return delete(exec, r, None).await;
+    }
+    let Some(image) = &r.dynamodb.new_image else {
+        return Ok(());
+    };
+    let image: Item = image.clone().into();
+    let mut fresh = image.clone();
+    fresh.retain(|k, _| !GROUP_PROJECTION[2..].contains(&k.as_str()));
+    if exec.put_if_absent(fresh).await? {
+        return Ok(());
+    }
+    update_sources(exec, &image, GROUP_PROJECTION).await
+}
+
+/// Sets every attribute of `image` but the `projection` ones (which include
+/// the keys) on the existing item.
+async fn update_sources(
+    exec: &Executor,
+    image: &Item,
+    projection: &[&str],
+) -> Result<(), ExecError> {
+    let (Some(pk), Some(sk)) = (attrs::s(image, "pk"), attrs::s(image, "sk")) else {
+        return Ok(());
+    };
+    let fields: Vec<(&String, &AttributeValue)> = image
+        .iter()
+        .filter(|(k, _)| !projection.contains(&k.as_str()))
+        .collect();
+    if fields.is_empty() {
+        return Ok(());
+    }
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    let mut sets = Vec::with_capacity(fields.len());
+    for (i, (k, v)) in fields.into_iter().enumerate() {
+        names.insert(format!("#a{i}"), k.clone());
+        values.insert(format!(":a{i}"), v.clone());
+        sets.push(format!("#a{i} = :a{i}"));
+    }
+    let key = Item::from([
+        ("pk".to_owned(), attrs::sv(pk)),
+        ("sk".to_owned(), attrs::sv(sk)),
+    ]);
+    let text = format!("SET {}", sets.join(", "));
+    exec.retrying("UpdateItem", || {
+        exec.client()
+            .update_item()
+            .table_name(exec.table())
+            .set_key(Some(key.clone()))
+            .update_expression(text.clone())
+            .set_expression_attribute_names(Some(names.clone()))
+            .set_expression_attribute_values(Some(values.clone()))
+            .send()
+    })
+    .await?;
+    Ok(())
+}
+
+async fn restore_extension(exec: &Executor, r: &StreamRecord) -> Result<(), ExecError> {
+    let free = Expr::new("gsi1pk = :free").s(":free", extensions::model::FREE);
+    if r.kind == ChangeKind::Remove {
+        // `extensions init` took a free one out of the pool (reserved).
+        return delete(exec, r, Some(free)).await;
+    }
+    let number = r
+        .image()
+        .map(|i| -> Item { i.clone().into() })
+        .and_then(|i| attrs::s(&i, "extension").and_then(|x| Extension::new(x).ok()));
+    match number {
+        Some(x) => {
+            exec.put_if_absent(extensions::model::free_item(&x)).await?;
         }
+        None => warn!(record_id = %r.event_id, "ext image without a valid extension; not restored"),
     }
     Ok(())
 }

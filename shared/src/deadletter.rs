@@ -112,9 +112,16 @@ pub async fn write_all(
     letters: impl Iterator<Item = DeadLetter>,
     concurrency: usize,
 ) -> Vec<Result<(), ExecError>> {
-    let letters: Vec<DeadLetter> = letters.collect();
-    futures::stream::iter(letters.iter())
-        .map(|l| async move { exec.put_if_absent(l.to_item()).await.map(|_| ()) })
+    // Items are built and the futures made before they are streamed, so the
+    // stream holds no closure over borrowed letters (that would keep callers'
+    // futures from being `Send`).
+    let writes: Vec<_> = letters
+        .map(|l| {
+            let item = l.to_item();
+            async move { exec.put_if_absent(item).await.map(|_| ()) }
+        })
+        .collect();
+    futures::stream::iter(writes)
         .buffered(concurrency.max(1))
         .collect()
         .await

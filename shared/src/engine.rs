@@ -4,7 +4,8 @@
 //!    key, ignored (not this processor's), or refused (permanent error);
 //! 2. events are grouped by ordering key, keeping their order;
 //! 3. the processor loads the state the keys need in one batched read;
-//! 4. keys are applied concurrently (bounded), each key's events in order;
+//! 4. keys are applied concurrently (bounded) or group-committed by the
+//!    processor ([`Processor::apply_batch`]), each key's events in order;
 //!    a key stops at its first transient failure and the rest of its records
 //!    fail with it;
 //! 5. refused records are dead-lettered (and logged); the failed ones make the
@@ -96,6 +97,42 @@ pub trait Processor: Send + Sync {
         state: Option<&Self::State>,
         events: &[&Self::Event],
     ) -> impl Future<Output = Vec<Step>> + Send;
+
+    /// Applies every ordering key of a batch and gives one step list per
+    /// key, in the order of `work`. The default runs [`Processor::apply`]
+    /// for each key, `ctx.concurrency` keys at a time; a processor whose
+    /// writes for different keys can share requests (group commit) overrides
+    /// it, keeping each key's guarantees.
+    fn apply_batch(
+        &self,
+        ctx: &Context,
+        work: &[KeyWork<'_, Self::State, Self::Event>],
+    ) -> impl Future<Output = Vec<Vec<Step>>> + Send {
+        async move {
+            // The futures are made before they are streamed: a `map`
+            // closure inside the stream would defeat the `Send` proof.
+            let mut futures = Vec::with_capacity(work.len());
+            for (slot, w) in work.iter().enumerate() {
+                futures
+                    .push(async move { (slot, self.apply(ctx, w.key, w.state, &w.events).await) });
+            }
+            let mut results: Vec<(usize, Vec<Step>)> = futures::stream::iter(futures)
+                .buffer_unordered(ctx.concurrency.max(1))
+                .collect()
+                .await;
+            results.sort_by_key(|(slot, _)| *slot);
+            results.into_iter().map(|(_, steps)| steps).collect()
+        }
+    }
+}
+
+/// One ordering key's share of a batch: its loaded state and its events,
+/// oldest first.
+#[derive(Debug)]
+pub struct KeyWork<'a, S, E> {
+    pub key: &'a str,
+    pub state: Option<&'a S>,
+    pub events: Vec<&'a E>,
 }
 
 /// What every processor runs with.
@@ -257,21 +294,17 @@ async fn run_batch_inner<P: Processor>(
                 }
             }
             Ok(states) => {
-                let results: Vec<(usize, Vec<Step>)> =
-                    futures::stream::iter(groups.iter().enumerate())
-                        .map(|(slot, (key, events))| {
-                            let states = &states;
-                            async move {
-                                let refs: Vec<&P::Event> = events.iter().map(|(_, e)| e).collect();
-                                let steps = processor.apply(ctx, key, states.get(key), &refs).await;
-                                (slot, steps)
-                            }
-                        })
-                        .buffer_unordered(ctx.concurrency.max(1))
-                        .collect()
-                        .await;
-                for (slot, steps) in results {
-                    let events = &groups[slot].1;
+                let work: Vec<KeyWork<'_, P::State, P::Event>> = groups
+                    .iter()
+                    .map(|(key, events)| KeyWork {
+                        key,
+                        state: states.get(key),
+                        events: events.iter().map(|(_, e)| e).collect(),
+                    })
+                    .collect();
+                let results = processor.apply_batch(ctx, &work).await;
+                for (slot, (_, events)) in groups.iter().enumerate() {
+                    let steps = results.get(slot).map(Vec::as_slice).unwrap_or_default();
                     let mut failed: Option<String> = None;
                     for (n, (i, _)) in events.iter().enumerate() {
                         let step = match &failed {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest,
+    TransactWriteItem, Update, WriteRequest,
 };
 use sha2::{Digest, Sha256};
 
@@ -261,6 +261,15 @@ pub enum TxOutcome {
     ConditionFailed(Vec<usize>),
 }
 
+/// The answer to a conditional request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional<T> {
+    /// The condition held and the request was done.
+    Done(T),
+    /// The condition did not hold; nothing was written.
+    ConditionFailed,
+}
+
 /// An idempotency token (ClientRequestToken, ≤ 36 chars) derived from the
 /// parts that identify a write: the same parts give the same token.
 pub fn token(parts: &[&str]) -> String {
@@ -290,7 +299,11 @@ where
             let msg = e.message().unwrap_or("");
             let text = format!("{op}: {code}: {msg}");
             match code {
-                "ValidationException"
+                // A failed condition is an answer, not a fault: retrying the
+                // same request gives the same answer. `conditional` turns it
+                // into `Conditional::ConditionFailed`.
+                "ConditionalCheckFailedException"
+                | "ValidationException"
                 | "SerializationException"
                 | "ItemCollectionSizeLimitExceededException"
                 | "IdempotentParameterMismatchException"
@@ -425,7 +438,6 @@ impl Executor {
     /// Puts items with BatchWriteItem, 25 at a time, retrying what comes back
     /// unprocessed. Returns how many requests were sent.
     pub async fn batch_put(&self, items: Vec<Item>) -> Result<usize, ExecError> {
-        let mut requests = 0;
         let mut pending: Vec<WriteRequest> = Vec::with_capacity(items.len());
         for item in items {
             pending.push(
@@ -439,6 +451,31 @@ impl Executor {
                     .build(),
             );
         }
+        self.batch_write(pending).await
+    }
+
+    /// Deletes items by key with BatchWriteItem, 25 at a time (unconditional:
+    /// for items no condition protects, such as orphans and expired data).
+    /// Returns how many requests were sent.
+    pub async fn batch_delete(&self, keys: &[Key]) -> Result<usize, ExecError> {
+        let mut pending: Vec<WriteRequest> = Vec::with_capacity(keys.len());
+        for key in keys {
+            pending.push(
+                WriteRequest::builder()
+                    .delete_request(
+                        DeleteRequest::builder()
+                            .set_key(Some(key.to_key_map()))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            );
+        }
+        self.batch_write(pending).await
+    }
+
+    async fn batch_write(&self, pending: Vec<WriteRequest>) -> Result<usize, ExecError> {
+        let mut requests = 0;
         for chunk in pending.chunks(BATCH_WRITE_MAX) {
             requests += self.batch_write_chunk(chunk.to_vec()).await?;
         }
@@ -553,42 +590,45 @@ impl Executor {
 
     /// Puts an item unless one with its key exists; `true` if it was written.
     pub async fn put_if_absent(&self, item: Item) -> Result<bool, ExecError> {
-        let mut last = String::new();
-        for attempt in 0..self.retry.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-            }
-            let sent = self
-                .client
-                .put_item()
-                .table_name(&*self.table)
-                .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            match sent {
-                Ok(_) => return Ok(true),
-                Err(e) => {
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception())
-                    {
-                        return Ok(false);
-                    }
-                    match classify("PutItem", &e) {
-                        Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                        Class::Transient(m) => last = m,
-                    }
-                }
-            }
-        }
-        Err(ExecError::Transient(format!(
-            "gave up after {} attempts: {last}",
-            self.retry.max_attempts
-        )))
+        let done = self
+            .conditional("PutItem", || {
+                self.client
+                    .put_item()
+                    .table_name(&*self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+            })
+            .await?;
+        Ok(matches!(done, Conditional::Done(_)))
     }
 
-    /// Runs a request with the retry policy for transient errors.
-    pub async fn retrying<T, E, R, F, Fut>(&self, op: &str, mut send: F) -> Result<T, ExecError>
+    /// Runs a request with the retry policy for transient errors. A failed
+    /// condition is not retried (it is a permanent error here); use
+    /// [`Executor::conditional`] for requests that carry one.
+    pub async fn retrying<T, E, R, F, Fut>(&self, op: &str, send: F) -> Result<T, ExecError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        match self.conditional(op, send).await? {
+            Conditional::Done(v) => Ok(v),
+            Conditional::ConditionFailed => Err(ExecError::Permanent(format!(
+                "{op}: ConditionalCheckFailedException"
+            ))),
+        }
+    }
+
+    /// Runs a conditional request with the retry policy for transient
+    /// errors; a failed condition is the answer
+    /// [`Conditional::ConditionFailed`], returned at once.
+    pub async fn conditional<T, E, R, F, Fut>(
+        &self,
+        op: &str,
+        mut send: F,
+    ) -> Result<Conditional<T>, ExecError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
@@ -601,11 +641,19 @@ impl Executor {
                 tokio::time::sleep(self.retry.delay(attempt - 1)).await;
             }
             match send().await {
-                Ok(v) => return Ok(v),
-                Err(e) => match classify(op, &e) {
-                    Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                    Class::Transient(m) => last = m,
-                },
+                Ok(v) => return Ok(Conditional::Done(v)),
+                Err(e) => {
+                    if e.as_service_error()
+                        .and_then(|s| s.code())
+                        .is_some_and(|c| c == "ConditionalCheckFailedException")
+                    {
+                        return Ok(Conditional::ConditionFailed);
+                    }
+                    match classify(op, &e) {
+                        Class::Permanent(m) => return Err(ExecError::Permanent(m)),
+                        Class::Transient(m) => last = m,
+                    }
+                }
             }
         }
         Err(ExecError::Transient(format!(

@@ -123,6 +123,8 @@ pub enum Key {
     },
     /// `CHECKPOINT#{stream arn}` / `{shard}`
     Checkpoint { stream: StreamArn, shard: ShardId },
+    /// `LOCK#{name}` / `LOCK`: a lease that keeps two runs of a job apart.
+    Lock(ProcessorName),
 }
 
 impl Key {
@@ -137,6 +139,7 @@ impl Key {
             Key::Extension(e) => format!("EXT#{e}"),
             Key::DeadLetter { processor, .. } => format!("DEADLETTER#{processor}"),
             Key::Checkpoint { stream, .. } => format!("CHECKPOINT#{}", stream.as_str()),
+            Key::Lock(name) => format!("LOCK#{name}"),
         }
     }
 
@@ -163,6 +166,7 @@ impl Key {
                 ..
             } => format!("{received_at}#{record}"),
             Key::Checkpoint { shard, .. } => shard.to_string(),
+            Key::Lock(_) => "LOCK".to_owned(),
         }
     }
 
@@ -240,6 +244,7 @@ impl Key {
                 stream: StreamArn::new(rest)?,
                 shard: ShardId::new(sk)?,
             }),
+            "LOCK" if sk == "LOCK" => Ok(Key::Lock(ProcessorName::new(rest)?)),
             _ => Err(unknown()),
         }
     }
@@ -291,6 +296,7 @@ mod tests {
                 group: id("g1"),
             },
             Key::Profile(id("a1")),
+            Key::Lock(id("extensions-init")),
             Key::Activity {
                 agent: id("a1"),
                 at: ts("2026-11-20T10:00:00.5Z"),

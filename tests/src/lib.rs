@@ -42,6 +42,17 @@ pub fn require_endpoint() {
 
 /// Creates a fresh, uniquely named table from schemas/table.json.
 pub async fn table(prefix: &str) -> TestTable {
+    table_with(prefix, true).await
+}
+
+/// Like [`table`] without the table's stream: for benchmarks of processors
+/// that do not read it (the local endpoint copies the stream's records with
+/// the table on every transaction action).
+pub async fn table_without_stream(prefix: &str) -> TestTable {
+    table_with(prefix, false).await
+}
+
+async fn table_with(prefix: &str, stream: bool) -> TestTable {
     require_endpoint();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -51,7 +62,8 @@ pub async fn table(prefix: &str) -> TestTable {
     let name = format!("t-{prefix}-{}-{n}-{nanos}", std::process::id());
     let sdk = streamfold_shared::config::load_sdk_config().await;
     let app = App::new(sdk, &name).unwrap_or_else(|e| panic!("{e:#}"));
-    let schema = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
+    let mut schema = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
+    schema.stream_specification.stream_enabled = stream;
     table::create(app.ddb(), &name, &schema)
         .await
         .unwrap_or_else(|e| panic!("creating {name}: {e:#}"));

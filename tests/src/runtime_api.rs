@@ -1,7 +1,9 @@
 //! A local Lambda Runtime API (the `2018-06-01` interface Lambda serves to a
 //! function's process), enough to start a built function binary exactly as
 //! Lambda starts it (`AWS_LAMBDA_RUNTIME_API`) and invoke it with real event
-//! JSON.
+//! JSON; and [`FaultProxy`], a loopback proxy in front of the local endpoint
+//! that answers chosen DynamoDB requests with a 500, to provoke the transient
+//! failures a function must report as `batchItemFailures`.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -35,6 +37,8 @@ struct State {
     queue: Mutex<VecDeque<(String, String)>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     init_error: Mutex<Option<String>>,
+    /// When the function first asked for an invocation (its init was done).
+    first_next: Mutex<Option<Instant>>,
     notify: Notify,
     next_id: Mutex<u64>,
 }
@@ -71,6 +75,9 @@ async fn handle(
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => loop {
+            if let Ok(mut first) = state.first_next.lock() {
+                first.get_or_insert_with(Instant::now);
+            }
             let next = state.queue.lock().ok().and_then(|mut q| q.pop_front());
             if let Some((id, event)) = next {
                 let deadline = std::time::SystemTime::now()
@@ -194,6 +201,11 @@ impl RuntimeApi {
         }
     }
 
+    /// When the function first polled for an invocation: the end of its init.
+    pub fn ready_at(&self) -> Option<Instant> {
+        self.state.first_next.lock().ok().and_then(|t| *t)
+    }
+
     /// The init error the function reported, if any.
     pub fn init_error(&self) -> Option<String> {
         self.state.init_error.lock().ok().and_then(|e| e.clone())
@@ -207,8 +219,17 @@ pub struct Function {
 }
 
 impl Function {
-    /// Starts `binary` with Lambda's environment plus `env`.
+    /// Starts `binary` with Lambda's environment plus `env`. Its output is
+    /// discarded unless `STREAMFOLD_RUNTIME_LOGS=1` (then it goes to this
+    /// process's stderr).
     pub fn start(binary: &Path, api: &RuntimeApi, env: &[(&str, String)]) -> std::io::Result<Self> {
+        let logs = || {
+            if std::env::var("STREAMFOLD_RUNTIME_LOGS").as_deref() == Ok("1") {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
         let name = binary
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -221,8 +242,8 @@ impl Function {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(logs())
+            .stderr(logs())
             .kill_on_drop(true);
         for (k, v) in env {
             cmd.env(k, v);
@@ -274,7 +295,8 @@ pub fn build_binary(package: &str, release: bool) -> Result<PathBuf, String> {
     }
 }
 
-/// The environment a function needs to reach the local endpoint and table.
+/// The environment a function needs to reach the local endpoint and table
+/// (`AWS_ENDPOINT_URL` as the tests have it).
 pub fn function_env(table: &str) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("STREAMFOLD_TABLE", table.to_owned()),
@@ -291,4 +313,218 @@ pub fn function_env(table: &str) -> Vec<(&'static str, String)> {
         }
     }
     env
+}
+
+/// Which requests [`FaultProxy`] answers with an error instead of
+/// forwarding them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// The operation (`X-Amz-Target` suffix), e.g. `TransactWriteItems`.
+    pub operation: String,
+    /// Only requests whose body contains this text (e.g. a key), if set.
+    pub body_contains: Option<String>,
+}
+
+impl Fault {
+    /// Every request of `operation`.
+    pub fn on(operation: &str) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            body_contains: None,
+        }
+    }
+
+    /// The requests of `operation` whose body contains `text`.
+    pub fn on_body(operation: &str, text: &str) -> Self {
+        Self {
+            operation: operation.to_owned(),
+            body_contains: Some(text.to_owned()),
+        }
+    }
+
+    fn matches(&self, target: &str, body: &[u8]) -> bool {
+        let op_matches = target.rsplit('.').next() == Some(self.operation.as_str());
+        let body_matches = match &self.body_contains {
+            None => true,
+            Some(text) => {
+                let needle = text.as_bytes();
+                !needle.is_empty() && body.windows(needle.len()).any(|w| w == needle)
+            }
+        };
+        op_matches && body_matches
+    }
+}
+
+#[derive(Default)]
+struct ProxyState {
+    fault: Option<Fault>,
+    /// Requests answered with the injected error.
+    injected: u64,
+}
+
+/// A loopback HTTP/1.1 proxy to the local endpoint (loopback only) that
+/// forwards every request except those matching the current [`Fault`],
+/// which get DynamoDB's `500 InternalServerError`: a transient error, as
+/// DynamoDB gives under trouble. It stops when dropped.
+pub struct FaultProxy {
+    pub url: String,
+    state: Arc<Mutex<ProxyState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads one HTTP/1.1 message (head and a Content-Length body) from `sock`,
+/// `buf` holding what was already read; `None` at end of stream.
+async fn read_message(
+    sock: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(p) = find(buf, b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 || buf.len() > MAX_MESSAGE {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if len > MAX_MESSAGE {
+        return None;
+    }
+    while buf.len() < head_end + len {
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let message: Vec<u8> = buf.drain(..head_end + len).collect();
+    Some((head, message[head_end..].to_vec()))
+}
+
+/// Sends one request upstream on a fresh connection (`connection: close`)
+/// and returns the raw response.
+async fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = String::new();
+    for (i, line) in head.split("\r\n").enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let hop = line
+            .split_once(':')
+            .map(|(k, _)| k.trim().eq_ignore_ascii_case("connection"))
+            .unwrap_or(false);
+        if i == 0 || !hop {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("connection: close\r\n\r\n");
+    let mut up = tokio::net::TcpStream::connect(upstream).await?;
+    up.write_all(out.as_bytes()).await?;
+    up.write_all(body).await?;
+    let mut response = Vec::new();
+    up.read_to_end(&mut response).await?;
+    Ok(response)
+}
+
+impl FaultProxy {
+    /// Proxies to `upstream` (`http://127.0.0.1:PORT`, loopback only).
+    pub async fn start(upstream: &str) -> std::io::Result<Self> {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        if !(upstream.starts_with("127.0.0.1:") || upstream.starts_with("localhost:")) {
+            return Err(std::io::Error::other(format!(
+                "the fault proxy forwards to loopback only, not {upstream}"
+            )));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let shared = shared.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let mut buf = Vec::new();
+                    while let Some((head, body)) = read_message(&mut client, &mut buf).await {
+                        let target = header(&head, "x-amz-target").unwrap_or("").to_owned();
+                        let inject = match shared.lock() {
+                            Ok(mut s) => {
+                                let hit =
+                                    s.fault.as_ref().is_some_and(|f| f.matches(&target, &body));
+                                if hit {
+                                    s.injected += 1;
+                                }
+                                hit
+                            }
+                            Err(_) => false,
+                        };
+                        let response = if inject {
+                            let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test's fault proxy"}"#;
+                            format!(
+                                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes()
+                        } else {
+                            match forward(&upstream, &head, &body).await {
+                                Ok(r) => r,
+                                Err(_) => return,
+                            }
+                        };
+                        if client.write_all(&response).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { url, state, task })
+    }
+
+    /// Sets (or with `None` clears) the fault.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.fault = fault;
+        }
+    }
+
+    /// How many requests got the injected error so far.
+    pub fn injected(&self) -> u64 {
+        self.state.lock().map(|s| s.injected).unwrap_or(0)
+    }
 }

@@ -27,7 +27,8 @@ pub mod synth;
 use std::collections::{HashMap, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use streamfold_shared::engine::{Context, Decoded, Processor, Step};
+use futures::StreamExt;
+use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
 use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, token};
 use streamfold_shared::ids::AgentId;
 use streamfold_shared::keys::Key;
@@ -126,72 +127,375 @@ impl Processor for AgentActivity {
     async fn apply(
         &self,
         ctx: &Context,
-        _key: &str,
+        key: &str,
         state: Option<&ProfileState>,
         events: &[&AgentEvent],
     ) -> Vec<Step> {
-        let Some(first) = events.first() else {
-            return Vec::new();
-        };
-        let agent = first.agent.clone();
-        // A redelivered event may sit twice in one batch: count it once.
-        let mut seen = HashSet::with_capacity(events.len());
-        let unique: Vec<usize> = (0..events.len())
-            .filter(|&i| seen.insert(events[i].id.as_str()))
-            .collect();
-        let distinct: Vec<&AgentEvent> = unique.iter().map(|&i| events[i]).collect();
+        let work = [KeyWork {
+            key,
+            state,
+            events: events.to_vec(),
+        }];
+        self.apply_batch(ctx, &work).await.pop().unwrap_or_default()
+    }
 
-        let history: Vec<Item> = distinct
+    /// Group commit: the whole batch's history in shared BatchWriteItem
+    /// requests, and every agent's profile update and daily claims packed
+    /// together into as few TransactWriteItems as the limits allow. Each
+    /// agent's writes keep their own conditions; an agent whose condition
+    /// fails is taken out of the shared transaction, re-read and converged
+    /// on its own, so one agent's conflict never costs another's write.
+    async fn apply_batch(
+        &self,
+        ctx: &Context,
+        work: &[KeyWork<'_, ProfileState, AgentEvent>],
+    ) -> Vec<Vec<Step>> {
+        let plans: Vec<AgentPlan<'_>> = work
             .iter()
-            .filter_map(|e| plan::activity_item(e, self.retention_days))
+            .enumerate()
+            .filter_map(|(slot, w)| AgentPlan::at(slot, w))
             .collect();
-        let contributions: Vec<Contribution<'_>> =
-            distinct.iter().filter_map(|e| contribution(e)).collect();
+        let mut results: Vec<AgentResult> = plans.iter().map(|_| AgentResult::default()).collect();
 
-        let (history, profile, daily) = futures::join!(
-            async {
-                if history.is_empty() {
-                    Ok(0)
-                } else {
-                    ctx.exec.batch_put(history).await
-                }
-            },
-            write_profile(ctx, &agent, state.cloned(), &distinct),
-            write_daily(ctx, &agent, &contributions),
-        );
-        let profile_from = match (history, profile, daily) {
-            (Ok(_), Ok(from), Ok(())) => from,
-            (h, p, d) => {
-                let e = [h.err(), p.err(), d.err()].into_iter().flatten();
-                let mut permanent = None;
-                let mut transient = None;
-                for e in e {
-                    match e {
-                        ExecError::Transient(m) => transient = transient.or(Some(m)),
-                        ExecError::Permanent(m) => permanent = permanent.or(Some(m)),
-                    }
-                }
-                // Transient first: a retry may get past it; the rest is
-                // idempotent and is simply redone.
-                return match (transient, permanent) {
-                    (Some(m), _) => vec![Step::Failed(format!("agent {agent}: {m}")); events.len()],
-                    (None, Some(m)) => {
-                        vec![Step::Invalid(format!("agent {agent}: {m}")); events.len()]
-                    }
-                    (None, None) => vec![Step::Failed("unknown failure".to_owned()); events.len()],
-                };
+        // History: every agent's items together, 25 per request.
+        let history: Vec<(usize, Item)> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(a, p)| {
+                p.distinct
+                    .iter()
+                    .filter_map(move |e| plan::activity_item(e, self.retention_days))
+                    .map(move |item| (a, item))
+            })
+            .collect();
+
+        // Guarded updates: one unit per agent profile and per daily chunk.
+        let mut units: Vec<Unit<'_>> = Vec::new();
+        for (a, p) in plans.iter().enumerate() {
+            if let Some((update, from)) = plan_profile(&p.agent, p.state.as_ref(), &p.distinct) {
+                units.push(Unit {
+                    agent: a,
+                    kind: UnitKind::Profile(from),
+                    updates: vec![update],
+                });
             }
-        };
-        let profile_event = profile_from.map(|i| distinct[i].id.as_str());
-        let mut steps = vec![Step::NoOp; events.len()];
-        for &i in &unique {
-            let e = events[i];
-            let applied = e.kind != EventType::HeartBeat || profile_event == Some(e.id.as_str());
-            if applied {
+            let contributions: Vec<Contribution<'_>> =
+                p.distinct.iter().filter_map(|e| contribution(e)).collect();
+            for chunk in daily_chunks(&contributions) {
+                let updates = plan_daily(&p.agent, &chunk);
+                units.push(Unit {
+                    agent: a,
+                    kind: UnitKind::Daily(chunk),
+                    updates,
+                });
+            }
+        }
+
+        let (written, committed) =
+            futures::join!(write_history(ctx, history), commit_units(ctx, &units));
+        for (a, r) in written {
+            if let Err(e) = r {
+                results[a].fail(e);
+            }
+        }
+        // Units whose condition failed converge one by one, from a re-read.
+        let conflicted: Vec<usize> = committed
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r, UnitState::Conflict))
+            .map(|(u, _)| u)
+            .collect();
+        let converging: Vec<_> = conflicted
+            .into_iter()
+            .map(|u| {
+                let unit = &units[u];
+                let plan = &plans[unit.agent];
+                async move { (u, converge_unit(ctx, plan, unit).await) }
+            })
+            .collect();
+        let resolved: Vec<(usize, Result<Option<usize>, ExecError>)> =
+            futures::stream::iter(converging)
+                .buffer_unordered(ctx.concurrency.max(1))
+                .collect()
+                .await;
+        let mut outcome: Vec<Result<Option<usize>, ExecError>> = committed
+            .into_iter()
+            .map(|r| match r {
+                UnitState::Done(from) => Ok(from),
+                UnitState::Error(e) => Err(e),
+                UnitState::Conflict => Err(ExecError::Transient("not converged".to_owned())),
+            })
+            .collect();
+        for (u, r) in resolved {
+            outcome[u] = r;
+        }
+        for (unit, r) in units.iter().zip(outcome) {
+            match (r, &unit.kind) {
+                (Ok(from), UnitKind::Profile(_)) => results[unit.agent].profile_from = from,
+                (Ok(_), UnitKind::Daily(_)) => {}
+                (Err(e), _) => results[unit.agent].fail(e),
+            }
+        }
+
+        let mut steps: Vec<Vec<Step>> = work
+            .iter()
+            .map(|w| vec![Step::NoOp; w.events.len()])
+            .collect();
+        for (p, r) in plans.iter().zip(results) {
+            steps[p.slot] = p.steps(r);
+        }
+        steps
+    }
+}
+
+/// One agent's events of a batch, before any write (pure).
+struct AgentPlan<'a> {
+    /// The agent's position in the batch's work.
+    slot: usize,
+    agent: AgentId,
+    events: usize,
+    /// Indexes (into the agent's events) of each event's first delivery.
+    unique: Vec<usize>,
+    /// The events without in-batch duplicates, oldest first.
+    distinct: Vec<&'a AgentEvent>,
+    state: Option<ProfileState>,
+}
+
+impl<'a> AgentPlan<'a> {
+    fn at(slot: usize, work: &KeyWork<'a, ProfileState, AgentEvent>) -> Option<Self> {
+        let first = work.events.first()?;
+        // A redelivered event may sit twice in one batch: count it once.
+        let mut seen = HashSet::with_capacity(work.events.len());
+        let unique: Vec<usize> = (0..work.events.len())
+            .filter(|&i| seen.insert(work.events[i].id.as_str()))
+            .collect();
+        let distinct = unique.iter().map(|&i| work.events[i]).collect();
+        Some(Self {
+            slot,
+            agent: first.agent.clone(),
+            events: work.events.len(),
+            unique,
+            distinct,
+            state: work.state.cloned(),
+        })
+    }
+
+    /// The steps of the agent's events once its writes are done.
+    fn steps(&self, result: AgentResult) -> Vec<Step> {
+        let agent = &self.agent;
+        match (result.transient, result.permanent) {
+            // Transient first: a retry may get past it; the rest is
+            // idempotent and is simply redone.
+            (Some(m), _) => return vec![Step::Failed(format!("agent {agent}: {m}")); self.events],
+            (None, Some(m)) => {
+                return vec![Step::Invalid(format!("agent {agent}: {m}")); self.events];
+            }
+            (None, None) => {}
+        }
+        let profile_event = result.profile_from.map(|i| self.distinct[i].id.as_str());
+        let mut steps = vec![Step::NoOp; self.events];
+        for (&i, e) in self.unique.iter().zip(&self.distinct) {
+            if e.kind != EventType::HeartBeat || profile_event == Some(e.id.as_str()) {
                 steps[i] = Step::Applied;
             }
         }
         steps
+    }
+}
+
+/// What one agent's writes came to.
+#[derive(Debug, Default)]
+struct AgentResult {
+    /// The event (index into `distinct`) whose snapshot the profile shows,
+    /// if this batch wrote it.
+    profile_from: Option<usize>,
+    transient: Option<String>,
+    permanent: Option<String>,
+}
+
+impl AgentResult {
+    fn fail(&mut self, e: ExecError) {
+        match e {
+            ExecError::Transient(m) => {
+                self.transient.get_or_insert(m);
+            }
+            ExecError::Permanent(m) => {
+                self.permanent.get_or_insert(m);
+            }
+        }
+    }
+}
+
+/// A set of guarded updates that must commit together: an agent's profile
+/// update, or one chunk of its daily claims.
+struct Unit<'a> {
+    /// Index into the batch's agent plans.
+    agent: usize,
+    kind: UnitKind<'a>,
+    updates: Vec<GuardedUpdate>,
+}
+
+enum UnitKind<'a> {
+    /// The profile update, and the event it shows.
+    Profile(Option<usize>),
+    /// Daily counters claiming these contributions.
+    Daily(Vec<Contribution<'a>>),
+}
+
+/// Where a unit stands after the shared transactions.
+enum UnitState {
+    Done(Option<usize>),
+    /// Its condition failed: converge it alone from a re-read.
+    Conflict,
+    Error(ExecError),
+}
+
+/// Writes history items in BatchWriteItem requests of 25, concurrently;
+/// an error is reported for every agent of its request.
+async fn write_history(
+    ctx: &Context,
+    items: Vec<(usize, Item)>,
+) -> Vec<(usize, Result<(), ExecError>)> {
+    let chunks: Vec<Vec<(usize, Item)>> = items
+        .chunks(streamfold_shared::executor::BATCH_WRITE_MAX)
+        .map(<[_]>::to_vec)
+        .collect();
+    let writes: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| async move {
+            let agents: Vec<usize> = chunk.iter().map(|(a, _)| *a).collect();
+            let r = ctx
+                .exec
+                .batch_put(chunk.into_iter().map(|(_, i)| i).collect())
+                .await
+                .map(|_| ());
+            agents
+                .into_iter()
+                .map(|a| (a, r.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let done: Vec<Vec<(usize, Result<(), ExecError>)>> = futures::stream::iter(writes)
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    done.into_iter().flatten().collect()
+}
+
+/// Packs units into transactions (first fit: at most [`TX_ACTIONS`]
+/// actions, never two actions on one item) and commits them concurrently.
+/// A unit whose condition fails is taken out and the rest is committed
+/// again.
+async fn commit_units(ctx: &Context, units: &[Unit<'_>]) -> Vec<UnitState> {
+    let mut txs: Vec<(Vec<usize>, HashSet<&Key>, usize)> = Vec::new();
+    for (u, unit) in units.iter().enumerate() {
+        let keys: Vec<&Key> = unit.updates.iter().map(|g| &g.key).collect();
+        let fits = |(_, taken, actions): &(Vec<usize>, HashSet<&Key>, usize)| {
+            actions + keys.len() <= TX_ACTIONS && keys.iter().all(|k| !taken.contains(k))
+        };
+        match txs.iter_mut().find(|t| fits(t)) {
+            Some(tx) => {
+                tx.0.push(u);
+                tx.1.extend(keys.iter().copied());
+                tx.2 += keys.len();
+            }
+            None => txs.push((vec![u], keys.iter().copied().collect(), keys.len())),
+        }
+    }
+    // The futures are made before they are streamed: a `map` closure over
+    // borrowed keys inside the stream would defeat the `Send` proof.
+    let commits: Vec<_> = txs
+        .into_iter()
+        .map(|(members, _, _)| commit_shared(ctx, units, members))
+        .collect();
+    let done: Vec<Vec<(usize, UnitState)>> = futures::stream::iter(commits)
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
+    let mut states: Vec<UnitState> = units.iter().map(|_| UnitState::Conflict).collect();
+    for (u, state) in done.into_iter().flatten() {
+        states[u] = state;
+    }
+    states
+}
+
+/// Commits the member units in one transaction, taking out those whose
+/// condition fails until the rest commits.
+async fn commit_shared(
+    ctx: &Context,
+    units: &[Unit<'_>],
+    mut members: Vec<usize>,
+) -> Vec<(usize, UnitState)> {
+    let mut out = Vec::with_capacity(members.len());
+    while !members.is_empty() {
+        let updates: Vec<&GuardedUpdate> = members
+            .iter()
+            .flat_map(|&u| units[u].updates.iter())
+            .collect();
+        match commit(ctx, &updates).await {
+            Ok(TxOutcome::Committed) => {
+                out.extend(members.drain(..).map(|u| {
+                    let from = match units[u].kind {
+                        UnitKind::Profile(from) => from,
+                        UnitKind::Daily(_) => None,
+                    };
+                    (u, UnitState::Done(from))
+                }));
+            }
+            Ok(TxOutcome::ConditionFailed(actions)) => {
+                // Map the failed actions back to their units.
+                let mut owner = Vec::with_capacity(updates.len());
+                for &u in &members {
+                    owner.extend(std::iter::repeat_n(u, units[u].updates.len()));
+                }
+                let failed: HashSet<usize> = actions
+                    .iter()
+                    .filter_map(|a| owner.get(*a).copied())
+                    .collect();
+                if failed.is_empty() {
+                    // Nothing to take out: let every member converge alone.
+                    out.extend(members.drain(..).map(|u| (u, UnitState::Conflict)));
+                } else {
+                    members.retain(|u| !failed.contains(u));
+                    out.extend(failed.into_iter().map(|u| (u, UnitState::Conflict)));
+                }
+            }
+            Err(e) => {
+                out.extend(members.drain(..).map(|u| (u, UnitState::Error(e.clone()))));
+            }
+        }
+    }
+    out
+}
+
+/// Converges one unit whose shared commit hit a failed condition.
+async fn converge_unit(
+    ctx: &Context,
+    plan: &AgentPlan<'_>,
+    unit: &Unit<'_>,
+) -> Result<Option<usize>, ExecError> {
+    match &unit.kind {
+        UnitKind::Profile(_) => {
+            // Someone else wrote it (a newer event, reconcile, extensions).
+            let state = ctx
+                .exec
+                .get(&Key::Profile(plan.agent.clone()), true)
+                .await?
+                .map(ProfileState::from_item);
+            write_profile(ctx, &plan.agent, state, &plan.distinct).await
+        }
+        UnitKind::Daily(chunk) => {
+            // Some events were counted already (a redelivery).
+            let keys: Vec<Key> = unit.updates.iter().map(|u| u.key.clone()).collect();
+            let claimed = claimed_events(ctx, &keys).await?;
+            let pending: Vec<Contribution<'_>> = chunk
+                .iter()
+                .filter(|c| !claimed.contains(c.event.id.as_str()))
+                .cloned()
+                .collect();
+            write_daily_chunk(ctx, &plan.agent, pending).await?;
+            Ok(None)
+        }
     }
 }
 
@@ -204,7 +508,7 @@ fn material(e: &Expr) -> String {
     format!("{}|{names:?}|{values:?}", e.text)
 }
 
-fn tx_token(updates: &[GuardedUpdate]) -> String {
+fn tx_token(updates: &[&GuardedUpdate]) -> String {
     let parts: Vec<String> = updates
         .iter()
         .map(|u| {
@@ -222,11 +526,11 @@ fn tx_token(updates: &[GuardedUpdate]) -> String {
     token(&refs)
 }
 
-async fn commit(ctx: &Context, updates: Vec<GuardedUpdate>) -> Result<TxOutcome, ExecError> {
-    let token = tx_token(&updates);
+async fn commit(ctx: &Context, updates: &[&GuardedUpdate]) -> Result<TxOutcome, ExecError> {
+    let token = tx_token(updates);
     let mut tx = ctx.exec.tx();
     for u in updates {
-        tx.update(&u.key, u.update, Some(u.condition))?;
+        tx.update(&u.key, u.update.clone(), Some(u.condition.clone()))?;
     }
     ctx.exec.transact(tx, &token).await
 }
@@ -243,7 +547,7 @@ async fn write_profile(
         let Some((update, from)) = plan_profile(agent, state.as_ref(), events) else {
             return Ok(None);
         };
-        match commit(ctx, vec![update]).await? {
+        match commit(ctx, &[&update]).await? {
             TxOutcome::Committed => return Ok(from),
             TxOutcome::ConditionFailed(_) => {
                 // Someone else wrote it (a newer event, reconcile,
@@ -284,47 +588,38 @@ fn daily_chunks<'a, 'b>(contributions: &'b [Contribution<'a>]) -> Vec<Vec<Contri
     chunks
 }
 
-/// Adds the contributions to the daily totals, each event exactly once.
-async fn write_daily(
+/// Adds one chunk of contributions to the daily totals, each event exactly
+/// once: commit, and on a failed claim drop the events already counted (a
+/// redelivery) and commit the rest.
+async fn write_daily_chunk(
     ctx: &Context,
     agent: &AgentId,
-    contributions: &[Contribution<'_>],
+    mut pending: Vec<Contribution<'_>>,
 ) -> Result<(), ExecError> {
-    for mut pending in daily_chunks(contributions) {
-        let mut done = false;
-        for _ in 0..MAX_CONVERGE {
-            if pending.is_empty() {
-                done = true;
-                break;
-            }
-            let updates = plan_daily(agent, &pending);
-            let keys: Vec<Key> = updates.iter().map(|u| u.key.clone()).collect();
-            match commit(ctx, updates).await? {
-                TxOutcome::Committed => {
-                    done = true;
-                    break;
-                }
-                TxOutcome::ConditionFailed(_) => {
-                    // Some events were counted already (a redelivery): drop
-                    // those and count the rest.
-                    let claimed = claimed_events(ctx, &keys).await?;
-                    let before = pending.len();
-                    pending.retain(|c| !claimed.contains(c.event.id.as_str()));
-                    if pending.len() == before {
-                        return Err(ExecError::Transient(format!(
-                            "daily totals of agent {agent}: a claim failed but no event was claimed yet"
-                        )));
-                    }
-                }
-            }
+    for _ in 0..MAX_CONVERGE {
+        if pending.is_empty() {
+            return Ok(());
         }
-        if !done {
-            return Err(ExecError::Transient(format!(
-                "daily totals of agent {agent} kept changing; gave up after {MAX_CONVERGE} attempts"
-            )));
+        let updates = plan_daily(agent, &pending);
+        let refs: Vec<&GuardedUpdate> = updates.iter().collect();
+        match commit(ctx, &refs).await? {
+            TxOutcome::Committed => return Ok(()),
+            TxOutcome::ConditionFailed(_) => {
+                let keys: Vec<Key> = updates.iter().map(|u| u.key.clone()).collect();
+                let claimed = claimed_events(ctx, &keys).await?;
+                let before = pending.len();
+                pending.retain(|c| !claimed.contains(c.event.id.as_str()));
+                if pending.len() == before {
+                    return Err(ExecError::Transient(format!(
+                        "daily totals of agent {agent}: a claim failed but no event was claimed yet"
+                    )));
+                }
+            }
         }
     }
-    Ok(())
+    Err(ExecError::Transient(format!(
+        "daily totals of agent {agent} kept changing; gave up after {MAX_CONVERGE} attempts"
+    )))
 }
 
 /// The event ids claimed by the given daily items.

@@ -25,11 +25,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .build(),
         )
         .build();
-    let exec = Executor::new(
-        aws_sdk_dynamodb::Client::from_conf(ddb),
-        config::table_name(),
-    )
-    .with_retry(streamfold_shared::executor::RetryPolicy {
+    let client = aws_sdk_dynamodb::Client::from_conf(ddb);
+    let table = config::table_name();
+    // The connection is opened during init, not in the caller's first call.
+    let _ = config::warm_up(&client, &table).await;
+    let exec = Executor::new(client, table).with_retry(streamfold_shared::executor::RetryPolicy {
         max_attempts: 2,
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_millis(200),

@@ -11,7 +11,13 @@ use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use serde::Serialize;
-use streamfold_shared::executor::{ExecError, Executor, Expr, TRANSACT_MAX, TxOutcome, token};
+use std::time::Duration;
+
+use streamfold_shared::attrs::{nv, s, sv};
+use streamfold_shared::executor::{
+    Conditional, ExecError, Executor, Expr, Item, TRANSACT_MAX, TxOutcome, token,
+};
+use streamfold_shared::ids::ProcessorName;
 use streamfold_shared::keys::{Extension, Key};
 
 use crate::model::{ExtItem, ExtState, FREE, free_item};
@@ -123,6 +129,19 @@ pub async fn init(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<InitReport, ExecError> {
     let all = spec.extensions().map_err(ExecError::Permanent)?;
+    let lease = Lease::acquire(exec, INIT_LOCK).await?;
+    let result = init_locked(exec, spec, all, concurrency, progress).await;
+    lease.release().await;
+    result
+}
+
+async fn init_locked(
+    exec: &Executor,
+    spec: &PoolSpec,
+    all: Vec<Extension>,
+    concurrency: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<InitReport, ExecError> {
     let mut report = InitReport {
         wanted: all.len() as u64,
         ..InitReport::default()
@@ -170,6 +189,154 @@ pub async fn init(
     Ok(report)
 }
 
+/// The lock that keeps two `extensions init` runs apart.
+pub const INIT_LOCK: &str = "extensions-init";
+/// How long a lease holds without renewal: a killed `init` blocks the next
+/// one for at most this long.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// A lease on a `LOCK#{name}` item: taken with a conditional put (absent,
+/// or expired), renewed in the background while held, deleted on release.
+/// Two `init` runs at once could otherwise interleave their reads and blind
+/// batch writes so that one overwrites an extension the other created and
+/// an agent was since given.
+pub struct Lease {
+    exec: Executor,
+    key: Key,
+    owner: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Takes the lease, or says who holds it and until when.
+    pub async fn acquire(exec: &Executor, name: &str) -> Result<Lease, ExecError> {
+        let key =
+            Key::Lock(ProcessorName::new(name).map_err(|e| ExecError::Permanent(e.to_string()))?);
+        let owner = format!(
+            "{}@{}#{:016x}",
+            std::process::id(),
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".to_owned()),
+            fastrand::u64(..)
+        );
+        if !put_lease(exec, &key, &owner, false).await? {
+            let held = exec.get(&key, true).await?;
+            let who = held
+                .as_ref()
+                .and_then(|i| s(i, "owner"))
+                .unwrap_or("another run")
+                .to_owned();
+            let until = held
+                .as_ref()
+                .and_then(|i| s(i, "lease_until"))
+                .unwrap_or("soon")
+                .to_owned();
+            return Err(ExecError::Permanent(format!(
+                "another `extensions init` ({who}) is running; its lease on {} lasts until {until} \
+                 unless renewed: wait for it to finish and run init again",
+                key.pk()
+            )));
+        }
+        let renewer = {
+            let (exec, key, owner) = (exec.clone(), key.clone(), owner.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE / 3).await;
+                    match put_lease(&exec, &key, &owner, true).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(lock = %key.pk(), "lease lost to another run");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(lock = %key.pk(), error = %e, "lease renewal failed; retrying")
+                        }
+                    }
+                }
+            })
+        };
+        Ok(Lease {
+            exec: exec.clone(),
+            key,
+            owner,
+            renewer,
+        })
+    }
+
+    /// Gives the lease up (a failure to delete it only delays the next run
+    /// until it expires).
+    pub async fn release(self) {
+        self.renewer.abort();
+        let key = self.key.to_key_map();
+        let exec = &self.exec;
+        let done = exec
+            .conditional("DeleteItem", || {
+                exec.client()
+                    .delete_item()
+                    .table_name(exec.table())
+                    .set_key(Some(key.clone()))
+                    .condition_expression("#o = :me")
+                    .expression_attribute_names("#o", "owner")
+                    .expression_attribute_values(":me", sv(self.owner.as_str()))
+                    .send()
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(lock = %self.key.pk(), error = %e, "lease not released; it expires by itself");
+        }
+    }
+}
+
+/// Writes the lease item; `renew` requires that `owner` still holds it,
+/// else it must be absent or expired. `false` when the condition failed.
+async fn put_lease(
+    exec: &Executor,
+    key: &Key,
+    owner: &str,
+    renew: bool,
+) -> Result<bool, ExecError> {
+    let now = chrono::Utc::now();
+    let until = now + chrono::Duration::from_std(LEASE).unwrap_or_default();
+    let item = Item::from([
+        ("pk".to_owned(), sv(key.pk())),
+        ("sk".to_owned(), sv(key.sk())),
+        ("type".to_owned(), sv("lock")),
+        ("owner".to_owned(), sv(owner)),
+        (
+            "lease_until".to_owned(),
+            sv(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ),
+        ("lease_until_epoch".to_owned(), nv(until.timestamp())),
+        // TTL: DynamoDB deletes a stale lease by itself.
+        ("expires_at".to_owned(), nv(until.timestamp() + 3_600)),
+    ]);
+    let (condition, values) = if renew {
+        ("#o = :me", Item::from([(":me".to_owned(), sv(owner))]))
+    } else {
+        (
+            "attribute_not_exists(pk) OR lease_until_epoch < :now",
+            Item::from([(":now".to_owned(), nv(now.timestamp()))]),
+        )
+    };
+    let done = exec
+        .conditional("PutItem", || {
+            let req = exec
+                .client()
+                .put_item()
+                .table_name(exec.table())
+                .set_item(Some(item.clone()))
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values.clone()));
+            let req = if renew {
+                req.expression_attribute_names("#o", "owner")
+            } else {
+                req
+            };
+            req.send()
+        })
+        .await?;
+    Ok(matches!(done, Conditional::Done(_)))
+}
+
 #[derive(Debug, Default)]
 struct ChunkReport {
     created: u64,
@@ -190,12 +357,9 @@ async fn init_chunk(exec: &Executor, chunk: &[Extension]) -> Result<ChunkReport,
         .collect();
     r.existing = (chunk.len() - missing.len()) as u64;
     // Only what was missing a moment ago is written: an existing item, free
-    // or assigned, is never overwritten. (BatchWriteItem takes no
-    // condition; the one window, an item created by a second `init` running
-    // at the same time and assigned before this write lands, is why two
-    // inits must not run at once. Conditional puts would close it at 25
-    // times the requests; TransactWriteItems too, but the local endpoint
-    // copies the whole table for every action of a transaction.)
+    // or assigned, is never overwritten. BatchWriteItem takes no condition;
+    // the one window (an item created by a second `init` and assigned before
+    // this write lands) is closed by the lease: one `init` at a time.
     let items = missing.iter().map(|x| free_item(x)).collect();
     exec.batch_put(items).await?;
     r.created = missing.len() as u64;

@@ -435,6 +435,39 @@ async fn converge(
     )))
 }
 
+/// What a group's previews should be, from its source items alone: the
+/// newest message (consistent read) and the two preview items showing it.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub state: GroupState,
+    pub newest: Option<Message>,
+    /// The preview items the group should have (none without messages).
+    pub previews: Vec<Item>,
+}
+
+/// Reads what a group's previews should be (for `rebuild`).
+pub async fn expected_previews(ctx: &Context, state: GroupState) -> Result<Expected, ExecError> {
+    let newest = newest_message(ctx, &state.group).await?;
+    let previews = match &newest {
+        Some(m) => {
+            let [a, b] = &state.participants;
+            vec![Preview::item(a, b, m), Preview::item(b, a, m)]
+        }
+        None => Vec::new(),
+    };
+    Ok(Expected {
+        state,
+        newest,
+        previews,
+    })
+}
+
+/// Rewrites a group's previews from its newest message, with the same
+/// guarded transaction the processor uses: safe while the pipeline runs.
+pub async fn resolve(ctx: &Context, state: GroupState) -> Result<(), ExecError> {
+    converge(ctx, state, Target::Resolve).await
+}
+
 /// The newest message of a group, read consistently.
 async fn newest_message(ctx: &Context, group: &GroupId) -> Result<Option<Message>, ExecError> {
     let pk = Key::Group(group.clone()).pk().replacen("GROUP#", "MSG#", 1);

@@ -11,8 +11,9 @@ use streamfold_shared::config;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     streamfold_shared::telemetry::init_lambda();
-    let ctx = streamfold_shared::lambda::context_from_env().await?;
     let sdk = config::load_sdk_config().await;
+    // The table client, built once and warmed during init.
+    let ctx = streamfold_shared::lambda::context_from_sdk(&sdk).await?;
     let instance = std::env::var("CONNECT_INSTANCE_ID")
         .map_err(|_| "CONNECT_INSTANCE_ID is not set: the Connect instance id or ARN")?;
     let mut opts = reconcile::Options::new(instance);

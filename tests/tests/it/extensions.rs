@@ -583,3 +583,33 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
     let _ = s3.delete_bucket().bucket(&bucket).send().await;
     tt.drop_table().await;
 }
+
+/// Two `extensions init` runs at once are kept apart by a lease: the second
+/// is refused with a clear message while the first holds it, and runs once
+/// it is released.
+#[tokio::test]
+async fn extensions_init_refuses_to_run_twice_at_once() {
+    let tt = table("ext-lease").await;
+    let spec = PoolSpec::new(2, "").unwrap_or_else(|e| panic!("{e}"));
+    let held = pool::Lease::acquire(tt.exec(), pool::INIT_LOCK)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = pool::init(tt.exec(), &spec, 4, &|_| {}).await;
+    match refused {
+        Err(e) => assert!(e.to_string().contains("another `extensions init`"), "{e}"),
+        Ok(r) => panic!("init ran while another held the lease: {r:?}"),
+    }
+    assert!(tt.items_of_type("ext").await.is_empty());
+    held.release().await;
+    let report = pool::init(tt.exec(), &spec, 4, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.created, 100);
+    // The lease is gone once init is done: a third run finds all present.
+    let again = pool::init(tt.exec(), &spec, 4, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((again.created, again.existing), (0, 100));
+    assert!(tt.items_of_type("lock").await.is_empty());
+    tt.drop_table().await;
+}
