@@ -445,7 +445,13 @@ async fn requests_per_event_for_a_day_of_500_agents() {
         .ok()
         .and_then(|h| h.parse().ok())
         .unwrap_or(8);
-    let events = agent_activity::synth::shifts(500, 11, 1_795_132_800_000, shift_hours * 3_600_000);
+    // `AA_BENCH_AGENTS` changes the number of agents (default 500).
+    let agents: usize = std::env::var("AA_BENCH_AGENTS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(500);
+    let events =
+        agent_activity::synth::shifts(agents, 11, 1_795_132_800_000, shift_hours * 3_600_000);
     let records: Vec<KinesisRecord> = events
         .iter()
         .enumerate()
@@ -500,7 +506,7 @@ async fn requests_per_event_for_a_day_of_500_agents() {
         }
         let days = t.items_of_type("daily").await.len();
         println!(
-            "500 agents, {shift_hours}-hour shifts, {} events ({beats} heartbeats), batches of {batch_size}: {requests} requests = {:.3} per event in {:.1} s; {days} daily items; {by_op:?}",
+            "{agents} agents, {shift_hours}-hour shifts, {} events ({beats} heartbeats), batches of {batch_size}: {requests} requests = {:.3} per event in {:.1} s; {days} daily items; {by_op:?}",
             records.len(),
             requests as f64 / records.len() as f64,
             started.elapsed().as_secs_f64(),
