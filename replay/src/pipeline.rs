@@ -91,20 +91,24 @@ impl Pipeline {
         &self,
         records: &[StreamRecord],
     ) -> Vec<(ProcessorKind, BatchReport)> {
-        join_all(self.table_kinds().map(|kind| async move {
-            let report = match kind {
-                ProcessorKind::MessageGroups => {
-                    run_batch(&message_groups::MessageGroups, &self.ctx, records).await
-                }
-                ProcessorKind::Extensions => {
-                    run_batch(&extensions::Extensions, &self.ctx, records).await
-                }
-                // Not a table-stream processor: filtered out above.
-                ProcessorKind::AgentActivity => BatchReport::default(),
-            };
-            (kind, report)
-        }))
+        join_all(
+            self.table_kinds()
+                .map(|kind| async move { (kind, self.run_table_kind(kind, records).await) }),
+        )
         .await
+    }
+
+    async fn run_table_kind(&self, kind: ProcessorKind, records: &[StreamRecord]) -> BatchReport {
+        match kind {
+            ProcessorKind::MessageGroups => {
+                run_batch(&message_groups::MessageGroups, &self.ctx, records).await
+            }
+            ProcessorKind::Extensions => {
+                run_batch(&extensions::Extensions, &self.ctx, records).await
+            }
+            // Not a table-stream processor: filtered out by `table_kinds`.
+            ProcessorKind::AgentActivity => BatchReport::default(),
+        }
     }
 
     /// One batch with Lambda's failure semantics: a processor's failed
@@ -118,47 +122,19 @@ impl Pipeline {
         backoff: RetryPolicy,
     ) -> Counts {
         let mut total = Counts::default();
-        for (kind, mut report) in self.run_table_batch(records).await {
-            let mut offset = 0;
-            let mut attempt = 0;
-            while let Some(first) = report.first_failure() {
-                if attempt >= max_retries {
-                    let failed: Vec<(&StreamRecord, String)> = records[offset + first..]
-                        .iter()
-                        .zip(&report.outcomes[first..])
-                        .filter_map(|(r, o)| match o {
-                            Outcome::Failed(why) => Some((r, why.clone())),
-                            _ => None,
-                        })
-                        .collect();
-                    let n = failed.len() as u64;
-                    let dead = give_up(&self.ctx, kind.name(), &failed, max_retries).await;
-                    let mut c = report.counts();
-                    c.failed -= dead;
-                    c.dead_lettered += dead;
-                    let _ = n;
-                    total.add(c);
-                    report = BatchReport::default();
-                    break;
-                }
-                let mut head = report.clone();
-                head.outcomes.truncate(first);
-                total.add(head.counts());
-                tokio::time::sleep(backoff.delay(attempt)).await;
-                attempt += 1;
-                offset += first;
-                let single = Pipeline {
-                    ctx: self.ctx.clone(),
-                    kinds: vec![kind],
-                };
-                report = single
-                    .run_table_batch(&records[offset..])
-                    .await
-                    .pop()
-                    .map(|(_, r)| r)
-                    .unwrap_or_default();
-            }
-            total.add(report.counts());
+        for (kind, report) in self.run_table_batch(records).await {
+            total.add(
+                retry_from_first_failure(
+                    &self.ctx,
+                    kind,
+                    records,
+                    report,
+                    max_retries,
+                    backoff,
+                    |rest| self.run_table_kind(kind, rest),
+                )
+                .await,
+            );
         }
         total
     }
@@ -208,39 +184,71 @@ impl Pipeline {
         backoff: RetryPolicy,
     ) -> Counts {
         let mut total = Counts::default();
-        for (kind, mut report) in self.run_kinesis_batch(records).await {
-            let mut offset = 0;
-            let mut attempt = 0;
-            while let Some(first) = report.first_failure() {
-                if attempt >= max_retries {
-                    let failed: Vec<(&KinesisRecord, String)> = records[offset + first..]
-                        .iter()
-                        .zip(&report.outcomes[first..])
-                        .filter_map(|(r, o)| match o {
-                            Outcome::Failed(why) => Some((r, why.clone())),
-                            _ => None,
-                        })
-                        .collect();
-                    let dead = give_up(&self.ctx, kind.name(), &failed, max_retries).await;
-                    let mut c = report.counts();
-                    c.failed -= dead;
-                    c.dead_lettered += dead;
-                    total.add(c);
-                    report = BatchReport::default();
-                    break;
-                }
-                let mut head = report.clone();
-                head.outcomes.truncate(first);
-                total.add(head.counts());
-                tokio::time::sleep(backoff.delay(attempt)).await;
-                attempt += 1;
-                offset += first;
-                report = self.run_kinesis_kind(kind, &records[offset..]).await;
-            }
-            total.add(report.counts());
+        for (kind, report) in self.run_kinesis_batch(records).await {
+            total.add(
+                retry_from_first_failure(
+                    &self.ctx,
+                    kind,
+                    records,
+                    report,
+                    max_retries,
+                    backoff,
+                    |rest| self.run_kinesis_kind(kind, rest),
+                )
+                .await,
+            );
         }
         total
     }
+}
+
+/// Lambda's failure semantics for one processor's report on a batch: the
+/// records from the first failure on are run again (`rerun`) with backoff, up
+/// to `max_retries` times; what still fails is dead-lettered.
+async fn retry_from_first_failure<'r, R, F, Fut>(
+    ctx: &Context,
+    kind: ProcessorKind,
+    records: &'r [R],
+    mut report: BatchReport,
+    max_retries: u32,
+    backoff: RetryPolicy,
+    rerun: F,
+) -> Counts
+where
+    R: SourceRecord,
+    F: Fn(&'r [R]) -> Fut,
+    Fut: std::future::Future<Output = BatchReport>,
+{
+    let mut total = Counts::default();
+    let mut offset = 0;
+    let mut attempt = 0;
+    while let Some(first) = report.first_failure() {
+        if attempt >= max_retries {
+            let failed: Vec<(&R, String)> = records[offset + first..]
+                .iter()
+                .zip(&report.outcomes[first..])
+                .filter_map(|(r, o)| match o {
+                    Outcome::Failed(why) => Some((r, why.clone())),
+                    _ => None,
+                })
+                .collect();
+            let dead = give_up(ctx, kind.name(), &failed, max_retries).await;
+            let mut c = report.counts();
+            c.failed -= dead;
+            c.dead_lettered += dead;
+            total.add(c);
+            return total;
+        }
+        let mut head = report.clone();
+        head.outcomes.truncate(first);
+        total.add(head.counts());
+        tokio::time::sleep(backoff.delay(attempt)).await;
+        attempt += 1;
+        offset += first;
+        report = rerun(&records[offset..]).await;
+    }
+    total.add(report.counts());
+    total
 }
 
 /// Dead-letters records whose retries ran out; returns how many were kept.
