@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use agent_activity::plan::STATUS_MS_PREFIX;
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -24,9 +23,10 @@ use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
 
 use crate::app::App;
-use crate::input::{Format, KinesisReader, detect_format};
-use crate::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+use crate::input::{Format, detect_format};
+use crate::pipeline::{Pipeline, ProcessorKind};
 use crate::render::{table, when};
+use crate::replay::ReplayOptions;
 
 /// `streamfold agents …`
 #[derive(Debug, Subcommand)]
@@ -581,7 +581,8 @@ pub fn is_kinesis_replay(
 
 /// Replays files of Kinesis records (Lambda Kinesis events, JSON Lines of
 /// agent events) through the Kinesis processors, in batches, with Lambda's
-/// failure semantics.
+/// failure semantics: [`crate::replay::run`] with these files read as
+/// Kinesis records (no progress bar, no Ctrl-C handling).
 pub async fn replay_kinesis(
     pipeline: &Pipeline,
     files: &[PathBuf],
@@ -589,28 +590,36 @@ pub async fn replay_kinesis(
     batch_size: usize,
     max_retries: u32,
 ) -> Result<Counts> {
-    let started = Instant::now();
-    let mut counts = Counts::default();
-    for file in files {
-        let mut reader = KinesisReader::open(file, format)?;
-        loop {
-            let batch = reader.next_batch(batch_size.max(1))?;
-            if batch.is_empty() {
-                break;
-            }
-            counts.add(
-                pipeline
-                    .run_kinesis_batch_retrying(&batch, max_retries, batch_backoff())
-                    .await,
-            );
+    let mut kinesis_only = pipeline.clone();
+    kinesis_only.kinds.retain(|k| k.reads_kinesis());
+    let format = if format == Format::Auto {
+        // As before the unified replay: a file that is not a Lambda Kinesis
+        // event is read as JSON Lines of agent events.
+        let mut formats = Vec::with_capacity(files.len());
+        for f in files {
+            formats.push(detect_format(f, Format::Auto)?);
         }
-    }
-    tracing::info!(
-        records = counts.records,
-        seconds = started.elapsed().as_secs_f64(),
-        "replay finished"
-    );
-    Ok(counts)
+        if formats.iter().all(|f| f.is_kinesis()) {
+            Format::Auto
+        } else {
+            Format::AgentEventsJsonl
+        }
+    } else {
+        format
+    };
+    let opts = ReplayOptions {
+        files: files.to_vec(),
+        format,
+        batch_size,
+        max_retries,
+        restore_sources: false,
+        progress: false,
+    };
+    Ok(
+        crate::replay::run(&kinesis_only, &opts, crate::replay::no_stop())
+            .await?
+            .counts,
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use streamfold_shared::deadletter::DeadLetter;
-use streamfold_shared::engine::Counts;
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp};
 
 use crate::app::App;
@@ -50,8 +49,9 @@ pub enum Command {
     /// Read conversation lists and conversations.
     #[command(subcommand)]
     Conversations(ConversationsCmd),
-    /// Replay captured records (Lambda event files, JSON Lines of stream
-    /// records) through the processors.
+    /// Replay captured records (Lambda DynamoDB or Kinesis event files,
+    /// JSON Lines of stream records, Kinesis records or Connect agent
+    /// events; kinds may be mixed) through the processors that own them.
     Replay(ReplayArgs),
     /// Run the processors live on the table's stream (and the Connect
     /// agent Kinesis stream when configured), with checkpoints.
@@ -71,6 +71,9 @@ pub enum Command {
     /// The agent extension pool: init, list, show, stats.
     #[command(subcommand)]
     Extensions(crate::extensions::ExtensionsCmd),
+    /// Put Connect agent events (files, or a synthetic day of N agents)
+    /// into a Kinesis stream, as Connect's agent event streaming does.
+    Publish(crate::publish::PublishArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,14 +160,17 @@ pub enum ConversationsCmd {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Files to replay, in order.
+    /// Files to replay, in order; each is detected on its own (kinds may be
+    /// mixed) unless --format names one for all.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Only these processors (default: every one that owns the records).
     #[arg(long = "processor", value_enum)]
     pub processors: Vec<ProcessorKind>,
+    /// The format of every file (default: detected per file).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
+    /// Records per batch.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
     /// Retries of a failed record before it is dead-lettered.
@@ -174,6 +180,11 @@ pub struct ReplayArgs {
     /// replaying a capture into a new table.
     #[arg(long)]
     pub restore_sources: bool,
+    /// Write nothing: print every write a real run would send now, one JSON
+    /// line per request, on stdout (reads still go to the table; the
+    /// summary goes to stderr).
+    #[arg(long, conflicts_with = "restore_sources")]
+    pub dry_run: bool,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -211,35 +222,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Messages(MessagesCmd::Send(args)) => send(&app, args).await,
         Command::Conversations(cmd) => conversations(&app, cmd).await,
-        Command::Replay(args)
-            if crate::agents::is_kinesis_replay(&args.files, args.format, &args.processors)? =>
-        {
-            let pipeline = Pipeline::new(app.ctx.clone(), &args.processors);
-            let counts = crate::agents::replay_kinesis(
-                &pipeline,
-                &args.files,
-                args.format,
-                args.batch_size,
-                args.max_retries,
-            )
-            .await?;
-            summary(&counts, args.json)
-        }
         Command::Agents(cmd) => crate::agents::run(&app, cmd).await,
         Command::Extensions(cmd) => crate::extensions::run(&app, cmd).await,
-        Command::Replay(args) => {
-            let pipeline = Pipeline::new(app.ctx.clone(), &args.processors);
-            let opts = ReplayOptions {
-                files: args.files,
-                format: args.format,
-                batch_size: args.batch_size,
-                max_retries: args.max_retries,
-                restore_sources: args.restore_sources,
-                progress: !args.json,
-            };
-            let counts = crate::replay::replay(&app, &pipeline, &opts).await?;
-            summary(&counts, args.json)
-        }
+        Command::Publish(args) => crate::publish::run_cli(&app, args).await,
+        Command::Replay(args) => replay(&app, args).await,
         Command::Tail(args) => crate::tail::run_cli(&app, args).await,
         Command::Capture(args) => crate::capture::run_cli(&app, args).await,
         Command::Rebuild(cmd) => crate::rebuild::run_cli(&app, cmd).await,
@@ -251,16 +237,40 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn summary(c: &Counts, json: bool) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string(c)?);
-    } else {
-        println!(
-            "records {}  applied {}  no-op {}  ignored {}  dead-lettered {}  failed {}",
-            c.records, c.applied, c.no_op, c.ignored, c.dead_lettered, c.failed
-        );
+/// `streamfold replay`: every file through the processors that own its
+/// records, one summary. Exit code: 0, 1 when a record failed,
+/// [`crate::replay::EXIT_INTERRUPTED`] after Ctrl-C (2 on an error).
+async fn replay(app: &App, args: ReplayArgs) -> Result<ExitCode> {
+    let mut ctx = app.ctx.clone();
+    if args.dry_run {
+        let recorder = std::sync::Arc::new(streamfold_shared::executor::DryRun::stdout());
+        ctx.exec = ctx.exec.dry_run(recorder);
     }
-    Ok(if c.failed > 0 {
+    let pipeline = Pipeline::new(ctx, &args.processors);
+    let opts = ReplayOptions {
+        files: args.files,
+        format: args.format,
+        batch_size: args.batch_size,
+        max_retries: args.max_retries,
+        restore_sources: args.restore_sources,
+        progress: !args.json,
+    };
+    let stop = crate::replay::ctrl_c_stop()?;
+    let s = crate::replay::run(&pipeline, &opts, stop).await?;
+    // A dry run's stdout holds only its writes: the summary goes to stderr.
+    let text = if args.json {
+        format!("{}\n", serde_json::to_string(&s.to_json())?)
+    } else {
+        s.render()
+    };
+    if args.dry_run {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    Ok(if s.interrupted {
+        ExitCode::from(crate::replay::EXIT_INTERRUPTED)
+    } else if s.counts.failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

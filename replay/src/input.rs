@@ -1,6 +1,9 @@
-//! Reading captured records: a Lambda DynamoDB event file (`{"Records":
-//! [...]}`) or JSON Lines of DynamoDB Streams records, detected from the
-//! content or named with `--format`. JSON Lines are streamed.
+//! Reading captured records: a Lambda DynamoDB or Kinesis event file
+//! (`{"Records": [...]}`, also a Streams API GetRecords page), JSON Lines of
+//! DynamoDB Streams records, of Lambda Kinesis records or of raw Connect agent
+//! events, detected from the content or named with `--format`. JSON Lines
+//! are streamed (read line by line, batch by batch); event files are read
+//! whole (Lambda caps them at 6 MB).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -48,7 +51,13 @@ pub fn detect_format(path: &Path, format: Format) -> Result<Format> {
     let trimmed = text.trim_start();
     let first_line = trimmed.lines().next().unwrap_or_default();
     let first_key = trimmed.get(1..).unwrap_or_default().trim_start();
-    Ok(if first_key.starts_with("\"Records\"") {
+    // An event file: `{"Records": ...` on one line, or a pretty-printed
+    // document (its first line is `{`) with a `Records` array (a Lambda
+    // event, or a GetRecords page with `NextShardIterator` first).
+    let pretty = first_line.trim() == "{";
+    let event_file = first_key.starts_with("\"Records\"")
+        || (pretty && trimmed.contains("\"Records\"") && !trimmed.contains("\"AgentARN\""));
+    Ok(if event_file {
         // The first record says which stream it came from.
         let kinesis = trimmed.find("\"kinesis\"");
         let dynamodb = trimmed.find("\"dynamodb\"");
@@ -199,13 +208,12 @@ enum Inner {
 impl RecordReader {
     pub fn open(path: &Path, format: Format) -> Result<Self> {
         let shown = path.display().to_string();
-        let mut file = File::open(path).with_context(|| format!("opening {shown}"))?;
-        let format = match format {
-            Format::Auto => detect(&mut file).with_context(|| format!("reading {shown}"))?,
-            f => f,
-        };
+        let format = detect_format(path, format)?;
         let file = File::open(path).with_context(|| format!("opening {shown}"))?;
         let inner = match format {
+            Format::LambdaKinesis | Format::AgentEventsJsonl => {
+                bail!("{shown}: {format:?} files hold Kinesis records, not DynamoDB stream records")
+            }
             Format::LambdaDynamodb => {
                 let event: StreamEventFile = serde_json::from_reader(BufReader::new(file))
                     .with_context(|| format!("{shown} is not a Lambda DynamoDB event"))?;
@@ -251,25 +259,5 @@ impl RecordReader {
             }
         }
         Ok(batch)
-    }
-}
-
-fn detect(file: &mut File) -> Result<Format> {
-    let mut head = [0u8; 4096];
-    let n = file.read(&mut head)?;
-    let text = String::from_utf8_lossy(&head[..n]);
-    let trimmed = text.trim_start();
-    if trimmed.is_empty() {
-        return Ok(Format::DynamodbJsonl);
-    }
-    if !trimmed.starts_with('{') {
-        bail!("neither a Lambda event nor JSON Lines of stream records");
-    }
-    // A Lambda event starts with "Records"; a JSON line has eventID etc.
-    let first_key = trimmed[1..].trim_start();
-    if first_key.starts_with("\"Records\"") {
-        Ok(Format::LambdaDynamodb)
-    } else {
-        Ok(Format::DynamodbJsonl)
     }
 }

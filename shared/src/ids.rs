@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The longest id accepted in a key, in bytes.
@@ -178,6 +178,9 @@ pub struct Timestamp(DateTime<Utc>);
 impl Timestamp {
     /// Parses any RFC 3339 form and normalises it to UTC microseconds.
     pub fn parse(value: &str) -> Result<Self, TimestampError> {
+        if let Some(ts) = Self::parse_utc_fast(value.as_bytes()) {
+            return Ok(ts);
+        }
         let parsed =
             DateTime::parse_from_rfc3339(value.trim()).map_err(|e| TimestampError::Invalid {
                 shown: shown(value),
@@ -186,6 +189,41 @@ impl Timestamp {
         Self::from_datetime(parsed.with_timezone(&Utc)).ok_or_else(|| TimestampError::OutOfRange {
             shown: shown(value),
         })
+    }
+
+    /// The common shape `YYYY-MM-DDTHH:MM:SS[.f…]Z` without chrono's general
+    /// parser; anything else (offsets, lower-case, a leap second, an invalid
+    /// date) is left to it, so the result is always the same as chrono's.
+    fn parse_utc_fast(b: &[u8]) -> Option<Self> {
+        fn num(b: &[u8]) -> Option<u32> {
+            b.iter().try_fold(0u32, |acc, &c| {
+                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+            })
+        }
+        if b.len() < 20 || b.last() != Some(&b'Z') {
+            return None;
+        }
+        if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+        let (hour, min, sec) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+        let frac = &b[19..b.len() - 1];
+        let micros = match frac {
+            [] => 0,
+            [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+                let n = num(digits)?;
+                // Truncated to microseconds, as from_datetime does.
+                let scaled = u64::from(n) * 10u64.pow(9 - digits.len() as u32) / 1_000;
+                u32::try_from(scaled).ok()?
+            }
+            _ => return None,
+        };
+        let year = i32::try_from(year).ok()?;
+        let dt = NaiveDate::from_ymd_opt(year, month, day)?
+            .and_hms_micro_opt(hour, min, sec, micros)?
+            .and_utc();
+        Self::from_datetime(dt)
     }
 
     /// Parses a timestamp that must already be in canonical key form.
@@ -259,7 +297,24 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_rfc3339_opts(SecondsFormat::Micros, true))
+        // `YYYY-MM-DDTHH:MM:SS.ffffffZ` written by hand: this runs for
+        // every key and item the processors build. Years are 0000–9999.
+        fn put(out: &mut [u8], mut n: u32) {
+            for slot in out.iter_mut().rev() {
+                *slot = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        let (d, t) = (self.0.date_naive(), self.0.time());
+        let mut buf = *b"0000-00-00T00:00:00.000000Z";
+        put(&mut buf[0..4], u32::try_from(d.year()).unwrap_or(0));
+        put(&mut buf[5..7], d.month());
+        put(&mut buf[8..10], d.day());
+        put(&mut buf[11..13], t.hour());
+        put(&mut buf[14..16], t.minute());
+        put(&mut buf[17..19], t.second());
+        put(&mut buf[20..26], (t.nanosecond() / 1_000).min(999_999));
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -286,6 +341,59 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What chrono's general parser makes of a value, as `parse` did before
+    /// its fast path.
+    fn by_chrono(value: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(value.trim())
+            .ok()
+            .and_then(|d| Timestamp::from_datetime(d.with_timezone(&Utc)))
+    }
+
+    #[test]
+    fn the_fast_parser_agrees_with_chrono() {
+        for value in [
+            "2019-05-25T18:43:59.049Z",
+            "2019-05-25T18:43:59Z",
+            "2019-05-25T18:43:59.1Z",
+            "2019-05-25T18:43:59.123456789Z",
+            "2019-05-25T18:43:59.1234567891Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2024-02-29T12:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2019-13-25T18:43:59Z",
+            "2019-05-25T24:00:00Z",
+            "2019-05-25T23:59:60Z",
+            "2019-05-25T18:43:59.Z",
+            "2019-05-25t18:43:59Z",
+            "2019-05-25 18:43:59Z",
+            "2019-05-25T18:43:59+02:00",
+            "2019-05-25T18:43:59z",
+            "2019-5-25T18:43:59Z",
+            "+2019-05-25T18:43:59Z",
+            "2019-05-25T18:43:5xZ",
+            " 2019-05-25T18:43:59Z ",
+        ] {
+            assert_eq!(Timestamp::parse(value).ok(), by_chrono(value), "{value}");
+        }
+    }
+
+    #[test]
+    fn the_written_form_is_chronos_rfc3339_in_micros() {
+        let mut micros: i64 = -62_167_219_200_000_000; // 0000-01-01
+        while micros < 253_402_300_799_000_000 {
+            let Some(ts) = Timestamp::from_epoch_micros(micros) else {
+                break;
+            };
+            let chrono = ts
+                .as_datetime()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            assert_eq!(ts.to_string(), chrono);
+            micros += 123_456_789_012_345 + micros.rem_euclid(999_983);
+        }
+    }
 
     #[test]
     fn ids_follow_the_rules() {

@@ -10,6 +10,17 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+/// The operation of a JSON-protocol request (`DynamoDB_20120810.PutItem` →
+/// `PutItem`), from its `x-amz-target` header; `unknown` without one.
+pub fn operation_of<'a>(context: &'a BeforeTransmitInterceptorContextRef<'_>) -> &'a str {
+    context
+        .request()
+        .headers()
+        .get("x-amz-target")
+        .and_then(|t| t.rsplit('.').next())
+        .unwrap_or("unknown")
+}
+
 /// A shared tally of requests per operation name.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
@@ -52,13 +63,7 @@ impl Intercept for RequestCounter {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let op = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .and_then(|t| t.rsplit('.').next())
-            .unwrap_or("unknown")
-            .to_owned();
+        let op = operation_of(context).to_owned();
         if let Ok(mut m) = self.0.lock() {
             *m.entry(op).or_insert(0) += 1;
         }

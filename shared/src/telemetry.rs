@@ -1,11 +1,56 @@
 //! Logging: `tracing` events, JSON in Lambda, human text in the CLI.
 //! `RUST_LOG` filters (default `info`). Message bodies and names are never
 //! logged by streamfold: only ids, counts and error kinds.
+//!
+//! The AWS SDK, its HTTP stack and the Lambda runtime log whole request and
+//! response bodies (items, names, message text) at TRACE and error details
+//! at DEBUG, so they are held at INFO whatever `RUST_LOG` says. Setting
+//! `STREAMFOLD_SDK_LOG=1` lifts that cap for debugging the wire; the logs
+//! then contain the table's data.
 
 use tracing_subscriber::EnvFilter;
 
+/// The crates whose verbose levels show payloads.
+const PAYLOAD_LOGGERS: &[&str] = &[
+    "aws_config",
+    "aws_runtime",
+    "aws_sdk_connect",
+    "aws_sdk_dynamodb",
+    "aws_sdk_dynamodbstreams",
+    "aws_sdk_kinesis",
+    "aws_sdk_s3",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_sdk_sts",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_types",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "rustls",
+];
+
+/// `filter` with the payload-logging crates held at INFO, unless
+/// `STREAMFOLD_SDK_LOG` is set.
+pub fn without_payloads(mut filter: EnvFilter) -> EnvFilter {
+    if std::env::var_os("STREAMFOLD_SDK_LOG").is_some() {
+        return filter;
+    }
+    for target in PAYLOAD_LOGGERS {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
 fn filter(default: &str) -> EnvFilter {
-    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
+    without_payloads(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
 }
 
 /// JSON lines on stdout, as CloudWatch wants them.

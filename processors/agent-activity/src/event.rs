@@ -11,6 +11,8 @@
 //! Error messages name fields and ids, never values that can be a person's
 //! name (serde's quoted values are redacted).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use streamfold_shared::attrs::redact;
 use streamfold_shared::ids::{AgentId, EventId, Timestamp};
@@ -126,98 +128,101 @@ impl AgentEvent {
 
 // ---- the wire shape -------------------------------------------------------
 
+/// A string field that borrows from the payload when it has no escapes.
+type Str<'a> = Option<Cow<'a, str>>;
+
 #[derive(Deserialize)]
-struct WireEvent {
-    #[serde(rename = "AgentARN")]
-    agent_arn: Option<String>,
-    #[serde(rename = "EventId")]
-    event_id: Option<String>,
-    #[serde(rename = "EventTimestamp")]
-    event_timestamp: Option<String>,
-    #[serde(rename = "EventType")]
-    event_type: Option<String>,
-    #[serde(rename = "Version")]
-    version: Option<String>,
-    #[serde(rename = "CurrentAgentSnapshot")]
-    current: Option<WireSnapshot>,
-    #[serde(rename = "PreviousAgentSnapshot")]
-    previous: Option<WireSnapshot>,
+struct WireEvent<'a> {
+    #[serde(rename = "AgentARN", borrow)]
+    agent_arn: Str<'a>,
+    #[serde(rename = "EventId", borrow)]
+    event_id: Str<'a>,
+    #[serde(rename = "EventTimestamp", borrow)]
+    event_timestamp: Str<'a>,
+    #[serde(rename = "EventType", borrow)]
+    event_type: Str<'a>,
+    #[serde(rename = "Version", borrow)]
+    version: Str<'a>,
+    #[serde(rename = "CurrentAgentSnapshot", borrow)]
+    current: Option<WireSnapshot<'a>>,
+    #[serde(rename = "PreviousAgentSnapshot", borrow)]
+    previous: Option<WireSnapshot<'a>>,
 }
 
 #[derive(Deserialize)]
-struct WireSnapshot {
-    #[serde(rename = "AgentStatus")]
-    status: Option<WireStatus>,
-    #[serde(rename = "NextAgentStatus")]
-    next_status: Option<WireNextStatus>,
-    #[serde(rename = "Configuration")]
-    configuration: Option<WireConfiguration>,
-    #[serde(rename = "Contacts")]
-    contacts: Option<Vec<WireContact>>,
+struct WireSnapshot<'a> {
+    #[serde(rename = "AgentStatus", borrow)]
+    status: Option<WireStatus<'a>>,
+    #[serde(rename = "NextAgentStatus", borrow)]
+    next_status: Option<WireNextStatus<'a>>,
+    #[serde(rename = "Configuration", borrow)]
+    configuration: Option<WireConfiguration<'a>>,
+    #[serde(rename = "Contacts", borrow)]
+    contacts: Option<Vec<WireContact<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct WireStatus {
-    #[serde(rename = "Name")]
-    name: Option<String>,
-    #[serde(rename = "ARN")]
-    arn: Option<String>,
-    #[serde(rename = "Type")]
-    kind: Option<String>,
-    #[serde(rename = "StartTimestamp")]
-    start: Option<String>,
+struct WireStatus<'a> {
+    #[serde(rename = "Name", borrow)]
+    name: Str<'a>,
+    #[serde(rename = "ARN", borrow)]
+    arn: Str<'a>,
+    #[serde(rename = "Type", borrow)]
+    kind: Str<'a>,
+    #[serde(rename = "StartTimestamp", borrow)]
+    start: Str<'a>,
 }
 
 #[derive(Deserialize)]
-struct WireNextStatus {
-    #[serde(rename = "Name")]
-    name: Option<String>,
-    #[serde(rename = "ARN")]
-    arn: Option<String>,
-    #[serde(rename = "EnqueuedTimestamp", alias = "EnqueueTimestamp")]
-    enqueued: Option<String>,
+struct WireNextStatus<'a> {
+    #[serde(rename = "Name", borrow)]
+    name: Str<'a>,
+    #[serde(rename = "ARN", borrow)]
+    arn: Str<'a>,
+    #[serde(rename = "EnqueuedTimestamp", alias = "EnqueueTimestamp", borrow)]
+    enqueued: Str<'a>,
 }
 
 #[derive(Deserialize)]
-struct WireConfiguration {
-    #[serde(rename = "Username")]
-    username: Option<String>,
-    #[serde(rename = "FirstName")]
-    first_name: Option<String>,
-    #[serde(rename = "LastName")]
-    last_name: Option<String>,
-    #[serde(rename = "RoutingProfile")]
-    routing_profile: Option<WireRoutingProfile>,
+struct WireConfiguration<'a> {
+    #[serde(rename = "Username", borrow)]
+    username: Str<'a>,
+    #[serde(rename = "FirstName", borrow)]
+    first_name: Str<'a>,
+    #[serde(rename = "LastName", borrow)]
+    last_name: Str<'a>,
+    #[serde(rename = "RoutingProfile", borrow)]
+    routing_profile: Option<WireRoutingProfile<'a>>,
 }
 
 #[derive(Deserialize)]
-struct WireRoutingProfile {
-    #[serde(rename = "Name")]
-    name: Option<String>,
-    #[serde(rename = "ARN")]
-    arn: Option<String>,
+struct WireRoutingProfile<'a> {
+    #[serde(rename = "Name", borrow)]
+    name: Str<'a>,
+    #[serde(rename = "ARN", borrow)]
+    arn: Str<'a>,
 }
 
 #[derive(Deserialize)]
-struct WireContact {
-    #[serde(rename = "ContactId")]
-    id: Option<String>,
-    #[serde(rename = "Channel")]
-    channel: Option<String>,
-    #[serde(rename = "State")]
-    state: Option<String>,
-    #[serde(rename = "StateStartTimestamp")]
-    state_start: Option<String>,
-    #[serde(rename = "InitiationMethod")]
-    initiation_method: Option<String>,
-    #[serde(rename = "Queue")]
-    queue: Option<WireQueue>,
+struct WireContact<'a> {
+    #[serde(rename = "ContactId", borrow)]
+    id: Str<'a>,
+    #[serde(rename = "Channel", borrow)]
+    channel: Str<'a>,
+    #[serde(rename = "State", borrow)]
+    state: Str<'a>,
+    #[serde(rename = "StateStartTimestamp", borrow)]
+    state_start: Str<'a>,
+    #[serde(rename = "InitiationMethod", borrow)]
+    initiation_method: Str<'a>,
+    #[serde(rename = "Queue", borrow)]
+    queue: Option<WireQueue<'a>>,
 }
 
 #[derive(Deserialize)]
-struct WireQueue {
-    #[serde(rename = "Name")]
-    name: Option<String>,
+struct WireQueue<'a> {
+    #[serde(rename = "Name", borrow)]
+    name: Str<'a>,
 }
 
 /// Why an agent event was refused.
@@ -244,34 +249,45 @@ pub fn agent_id_of(arn: &str) -> Result<AgentId, DecodeError> {
 
 /// A timestamp field that may be absent; a present but unreadable one is
 /// dropped (it never decides anything the event is refused for).
-fn opt_ts(value: Option<String>) -> Option<Timestamp> {
+fn opt_ts(value: Str<'_>) -> Option<Timestamp> {
     value.and_then(|v| Timestamp::parse(&v).ok())
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
+/// A present, non-blank field, still borrowed.
+fn present(value: Str<'_>) -> Option<Cow<'_, str>> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-fn channel(value: Option<String>) -> Option<String> {
-    non_empty(value).map(|c| {
-        let upper = c.to_ascii_uppercase();
-        if upper == "TASKS" {
-            "TASK".to_owned()
-        } else {
-            upper
-        }
-    })
+fn non_empty(value: Str<'_>) -> Option<String> {
+    present(value).map(Cow::into_owned)
 }
 
-fn snapshot(w: WireSnapshot) -> Snapshot {
+/// An upper-cased code (a contact state, a channel).
+fn code(value: Str<'_>) -> Option<String> {
+    present(value).map(|c| c.to_ascii_uppercase())
+}
+
+fn channel(value: Str<'_>) -> Option<String> {
+    code(value).map(|c| if c == "TASKS" { "TASK".to_owned() } else { c })
+}
+
+fn owned(value: Str<'_>) -> Option<String> {
+    value.map(Cow::into_owned)
+}
+
+fn snapshot(w: WireSnapshot<'_>) -> Snapshot {
     let config = w.configuration;
     let (username, first_name, last_name, routing_profile) = match config {
         Some(c) => (
             non_empty(c.username),
-            c.first_name,
-            c.last_name,
-            c.routing_profile
-                .and_then(|r| non_empty(r.name).map(|name| RoutingProfile { name, arn: r.arn })),
+            owned(c.first_name),
+            owned(c.last_name),
+            c.routing_profile.and_then(|r| {
+                non_empty(r.name).map(|name| RoutingProfile {
+                    name,
+                    arn: owned(r.arn),
+                })
+            }),
         ),
         None => (None, None, None, None),
     };
@@ -279,7 +295,7 @@ fn snapshot(w: WireSnapshot) -> Snapshot {
         status: w.status.and_then(|s| {
             non_empty(s.name).map(|name| Status {
                 name,
-                arn: s.arn,
+                arn: owned(s.arn),
                 kind: non_empty(s.kind),
                 since: opt_ts(s.start),
             })
@@ -287,7 +303,7 @@ fn snapshot(w: WireSnapshot) -> Snapshot {
         next_status: w.next_status.and_then(|n| {
             non_empty(n.name).map(|name| NextStatus {
                 name,
-                arn: n.arn,
+                arn: owned(n.arn),
                 enqueued_at: opt_ts(n.enqueued),
             })
         }),
@@ -304,7 +320,7 @@ fn snapshot(w: WireSnapshot) -> Snapshot {
                 Some(Contact {
                     id,
                     channel: channel(c.channel),
-                    state: non_empty(c.state).map(|s| s.to_ascii_uppercase()),
+                    state: code(c.state),
                     state_since: opt_ts(c.state_start),
                     initiation_method: non_empty(c.initiation_method),
                     queue: c.queue.and_then(|q| non_empty(q.name)),
@@ -316,7 +332,10 @@ fn snapshot(w: WireSnapshot) -> Snapshot {
 
 /// Decodes one agent event payload.
 pub fn decode_event(data: &[u8]) -> Result<AgentEvent, DecodeError> {
-    let wire: WireEvent = serde_json::from_slice(data).map_err(|e| {
+    // UTF-8 is checked once for the whole payload (fast), not per string.
+    let text = std::str::from_utf8(data)
+        .map_err(|e| err(format!("data is not JSON: it is not UTF-8 ({e})")))?;
+    let wire: WireEvent = serde_json::from_str(text).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             err(format!("data is not JSON: {}", redact(e)))
         } else {
@@ -327,7 +346,7 @@ pub fn decode_event(data: &[u8]) -> Result<AgentEvent, DecodeError> {
     let agent = agent_id_of(&arn)?;
     let id = non_empty(wire.event_id).ok_or_else(|| err("agent event has no EventId"))?;
     let id = EventId::new(id).map_err(|e| err(format!("EventId: {e}")))?;
-    let at = non_empty(wire.event_timestamp)
+    let at = present(wire.event_timestamp)
         .ok_or_else(|| err(format!("agent event {id} has no EventTimestamp")))?;
     let at =
         Timestamp::parse(&at).map_err(|e| err(format!("agent event {id}: EventTimestamp: {e}")))?;
@@ -502,6 +521,31 @@ mod tests {
         match decode_event(v.to_string().as_bytes()) {
             Err(e) => e.0,
             Ok(_) => panic!("expected a refusal"),
+        }
+    }
+
+    #[test]
+    fn hostile_ids_can_never_become_a_key() {
+        let long = "a".repeat(10 * 1024);
+        let hostile = [
+            "a#b",
+            "AGENT#other",
+            "a\u{0}b",
+            "a\nb",
+            "a\u{1b}[31m",
+            long.as_str(),
+            "",
+        ];
+        for id in hostile {
+            let mut v = first_line();
+            v["AgentARN"] = format!("arn:aws:connect:x:1:instance/i/agent/{id}").into();
+            let why = refused(&v);
+            assert!(why.contains("AgentARN"), "{id:?}: {why}");
+            // The refusal never echoes a 10 KB value back.
+            assert!(why.len() < 300, "{why}");
+            let mut v = first_line();
+            v["EventId"] = id.into();
+            assert!(refused(&v).contains("EventId"), "{id:?}");
         }
     }
 

@@ -195,7 +195,9 @@ pub fn activity_item(ev: &AgentEvent, retention_days: i64) -> Option<Item> {
         at: ev.at,
         event: ev.id.clone(),
     };
-    let mut item = HashMap::from([
+    // Room for every attribute an item can have: no rehash while it grows.
+    let mut item = Item::with_capacity(24);
+    item.extend([
         ("pk".to_owned(), sv(key.pk())),
         ("sk".to_owned(), sv(key.sk())),
         ("type".to_owned(), sv("activity")),

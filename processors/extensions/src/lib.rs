@@ -85,6 +85,17 @@ pub fn decode(record: &StreamRecord) -> Decoded<Event> {
     match record.item_type() {
         Some("agent") => {}
         None if pk.starts_with("AGENT#") && sk == "PROFILE" => {
+            // An image of the key alone carries nothing to act on (the
+            // local endpoint's UpdateItem of a new item emits one before
+            // the record with the attributes, which follows): ignored.
+            let image = record
+                .dynamodb
+                .new_image
+                .as_ref()
+                .or(record.dynamodb.old_image.as_ref());
+            if image.is_some_and(|i| i.keys().all(|k| k == "pk" || k == "sk")) {
+                return Decoded::Ignore;
+            }
             return Decoded::Invalid("agent profile record has no type attribute".to_owned());
         }
         _ => return Decoded::Ignore,
@@ -783,6 +794,16 @@ mod tests {
     }
 
     #[test]
+    fn a_keys_only_profile_image_is_ignored_and_a_typeless_one_refused() {
+        let keys = [("pk", "AGENT#a1"), ("sk", "PROFILE")];
+        let r = record(ChangeKind::Insert, "AGENT#a1", Some(&keys), None);
+        assert!(matches!(decode(&r), Decoded::Ignore));
+        let typeless = [("pk", "AGENT#a1"), ("sk", "PROFILE"), ("first_name", "Ada")];
+        let r = record(ChangeKind::Insert, "AGENT#a1", Some(&typeless), None);
+        assert!(matches!(decode(&r), Decoded::Invalid(why) if why.contains("no type")));
+    }
+
+    #[test]
     fn removal_and_ttl_removal_are_departures() {
         let old = [("type", "agent"), ("extension", "0042")];
         let mut r = record(ChangeKind::Remove, "AGENT#a1", None, Some(&old));
@@ -831,7 +852,7 @@ mod tests {
         assert!(matches!(decode(&r), Decoded::Invalid(_)));
         let r = record(ChangeKind::Insert, "AGENT#a1", None, None);
         assert!(matches!(decode(&r), Decoded::Invalid(_)));
-        let untyped = [("pk", "AGENT#a1")];
+        let untyped = [("pk", "AGENT#a1"), ("status", "Available")];
         let r = record(ChangeKind::Insert, "AGENT#a1", Some(&untyped), None);
         assert!(matches!(decode(&r), Decoded::Invalid(_)));
     }

@@ -108,7 +108,7 @@ async fn main() {
         total as f64 / assigned.max(1) as f64
     );
     for (op, n) in &requests {
-        println!("  {op:<18}{n}");
+        println!("  {op:<20}{n}");
     }
     println!(
         "invariants        {} (free {} + assigned {} = pool {})",

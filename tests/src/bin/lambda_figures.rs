@@ -13,12 +13,17 @@
 //!   functions, one contact-flow lookup, one reconcile run);
 //! - start → response: the two together, the goal being < 50 ms;
 //! - warm: the next invocation (another 100 records);
+//! - of which function CPU: the user + system time the function's process
+//!   used until its first response (/proc, 10 ms ticks): the rest is waiting,
+//!   almost all of it for the endpoint;
 //! - peak RSS: VmHWM of the process after both;
 //! - zip: `target/lambda/<name>/bootstrap.zip` of the arm64 build
 //!   (`scripts/package`), if it is there.
 //!
-//! The binaries are x86_64 release builds of this machine; the local
-//! endpoint is moto on loopback, so DynamoDB's own latency is moto's.
+//! The binaries are x86_64 release builds of this machine (built first with
+//! `cargo build --release -p FUNCTION`, or taken as they are from
+//! target/release with STREAMFOLD_FIGURES_PREBUILT=1); the local endpoint is
+//! moto on loopback, so DynamoDB's own latency is moto's.
 
 #![recursion_limit = "256"]
 
@@ -40,6 +45,10 @@ use streamfold_tests::connect_stub::ConnectStub;
 use streamfold_tests::runtime_api::{Answer, Function, RuntimeApi, build_binary, function_env};
 
 const WAIT: Duration = Duration::from_secs(120);
+/// `=1`: measure the release binaries already in target/release instead of
+/// building them first (each `cargo build -p FUNCTION` may rebuild shared
+/// crates for its own feature set, minutes on two cores).
+const PREBUILT: &str = "STREAMFOLD_FIGURES_PREBUILT";
 const STREAM_ARN: &str =
     "arn:aws:dynamodb:us-east-1:012345678901:table/t/stream/2026-11-20T00:00:00.000";
 const INSTANCE: &str =
@@ -53,6 +62,21 @@ struct Run {
     start_to_response: Duration,
     warm: Duration,
     rss_kb: u64,
+    /// CPU time the function's process used up to its first response
+    /// (the rest of start → response is waiting, mostly for the endpoint).
+    cpu_cold: Duration,
+}
+
+/// CPU time (user + system) of a process so far, from /proc (Linux; clock
+/// ticks of 10 ms, USER_HZ = 100).
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the command name (which may hold spaces): state is the
+    // first, utime the 12th, stime the 13th.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// What a function is invoked with: the cold event, the warm event, and
@@ -88,9 +112,13 @@ fn kinesis_event(events: &[Value], first_seq: usize) -> String {
                 &e.to_string(),
             );
             let mut v = serde_json::to_value(&r).unwrap_or_default();
+            v["eventID"] = json!(format!("shardId-000000000000:{}", r.sequence_number));
             v["eventSourceARN"] =
                 json!("arn:aws:kinesis:us-east-1:012345678901:stream/connect-agent-events");
             v["eventName"] = json!("aws:kinesis:record");
+            v["eventVersion"] = json!("1.0");
+            v["awsRegion"] = json!("us-east-1");
+            v["kinesis"]["kinesisSchemaVersion"] = json!("1.0");
             v
         })
         .collect();
@@ -317,6 +345,7 @@ async fn one_run(package: &str, binary: &Path, n: usize) -> Result<Run> {
             .await
             .map_err(|e| anyhow!(e))?;
         let start_to_response = started.elapsed();
+        let cpu_cold = cpu_time(function.child.id()).unwrap_or_default();
         check(cold, &format!("{package} run {n}, cold"))?;
         let ready = api
             .ready_at()
@@ -337,6 +366,7 @@ async fn one_run(package: &str, binary: &Path, n: usize) -> Result<Run> {
             start_to_response,
             warm: warm_took,
             rss_kb,
+            cpu_cold,
         })
     }
     .await;
@@ -365,6 +395,7 @@ async fn main() -> Result<()> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
+    let prebuilt = std::env::var(PREBUILT).is_ok_and(|v| v == "1");
     let functions = [
         ("message-groups", "100 table-stream records (10 groups)"),
         ("extensions", "100 arriving agents (pool of 200)"),
@@ -373,11 +404,19 @@ async fn main() -> Result<()> {
         ("reconcile", "one run: 2 Connect users"),
     ];
     println!(
-        "| function | first invocation | init | first invocation | start → first response | warm invocation | peak RSS | arm64 zip |"
+        "| function | first invocation is | init | first invocation | start → first response | of which function CPU | warm invocation | peak RSS | arm64 zip |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (package, what) in functions {
-        let binary = build_binary(package, true).map_err(|e| anyhow!(e))?;
+        let binary = if prebuilt {
+            let path = target.join("release").join(package);
+            if !path.exists() {
+                bail!("{} is not built ({PREBUILT} is set)", path.display());
+            }
+            path
+        } else {
+            build_binary(package, true).map_err(|e| anyhow!(e))?
+        };
         let mut all = Vec::with_capacity(runs);
         for n in 0..runs {
             all.push(one_run(package, &binary, n).await?);
@@ -388,10 +427,11 @@ async fn main() -> Result<()> {
             .unwrap_or_else(|_| "— (run scripts/package)".to_owned());
         let rss = all.iter().map(|r| r.rss_kb).max().unwrap_or(0);
         println!(
-            "| {package} | {what} | {} ms | {} ms | {} ms | {} ms | {:.1} MB | {zip} |",
+            "| {package} | {what} | {} ms | {} ms | {} ms | {:.0} ms | {} ms | {:.1} MB | {zip} |",
             ms(median(all.iter().map(|r| r.init).collect())),
             ms(median(all.iter().map(|r| r.first).collect())),
             ms(median(all.iter().map(|r| r.start_to_response).collect())),
+            median(all.iter().map(|r| r.cpu_cold).collect()).as_secs_f64() * 1000.0,
             ms(median(all.iter().map(|r| r.warm).collect())),
             rss as f64 / 1024.0,
         );

@@ -430,11 +430,12 @@ async fn day_of_agents(n: usize) {
 /// `cargo test -p streamfold-tests -- --ignored requests_per_event --nocapture`
 /// (`AA_BENCH_BATCHES=100,1000` picks the batch sizes).
 ///
-/// The local endpoint copies the whole table for every action of a
-/// transaction, so a day's 50,000 history items would make it crawl: the
-/// table has no stream, and each batch's history items are deleted after
-/// the batch by a separate, uncounted client (history is append-only; no
-/// later write reads it). The requests counted are exactly the processor's.
+/// Run it against `STREAMFOLD_MOTO_TXN=items scripts/endpoint start`: moto
+/// as pinned copies the whole table for every action of a transaction and
+/// runs out of memory at this scale. To keep the endpoint small the table
+/// has no stream, and each batch's history items are deleted after the
+/// batch by a separate, uncounted client (history is append-only; no later
+/// write reads it). The requests counted are exactly the processor's.
 #[tokio::test]
 #[ignore = "benchmark: slow; prints figures"]
 async fn requests_per_event_for_a_day_of_500_agents() {

@@ -3,5 +3,7 @@ mod extensions;
 mod lambda_runtime;
 mod message_groups;
 mod rebuild;
+mod replay;
+mod support;
 mod tail;
 mod template;

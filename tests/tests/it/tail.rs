@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use message_groups::Participant;
@@ -18,29 +18,9 @@ use serde_json::Value;
 use streamfold::chat::{self, NewMessage};
 use streamfold::tail::{Batch, ReadOptions, Sink, SinkError, Source};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_tests::runtime_api::{build_binary, function_env};
 use streamfold_tests::{TestTable, fixture, table};
 
-/// The `streamfold` binary, built once per test run.
-fn binary() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_binary("streamfold", false))
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A `streamfold` command against a table of the local endpoint.
-fn cli(table: &str, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary());
-    cmd.args(args)
-        .env_remove("STREAMFOLD_AGENT_STREAM")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    for (k, v) in function_env(table) {
-        cmd.env(k, v);
-    }
-    cmd
-}
+use crate::support::cli;
 
 /// Runs a command to its end; panics unless it succeeded. Its stdout.
 async fn run_ok(table: &str, args: &[&str]) -> String {
