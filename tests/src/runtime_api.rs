@@ -528,3 +528,34 @@ impl FaultProxy {
         self.state.lock().map(|s| s.injected).unwrap_or(0)
     }
 }
+
+/// The agent event stream's ARN in generated Lambda Kinesis events.
+pub const KINESIS_ARN: &str = "arn:aws:kinesis:us-east-1:012345678901:stream/connect-agent-events";
+
+/// Connect agent events as Lambda Kinesis event records (the shape Lambda
+/// delivers, data in base64), sequence numbers from `first_seq` on.
+pub fn kinesis_lambda_records(
+    events: &[serde_json::Value],
+    first_seq: usize,
+) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let r = streamfold_shared::kinesis::KinesisRecord::from_payload_line(
+                "shardId-000000000000",
+                first_seq + i,
+                &e.to_string(),
+            );
+            let mut v = serde_json::to_value(&r).unwrap_or_default();
+            v["eventID"] = json!(format!("shardId-000000000000:{}", r.sequence_number));
+            v["eventSourceARN"] = json!(KINESIS_ARN);
+            v["eventName"] = json!("aws:kinesis:record");
+            v["eventVersion"] = json!("1.0");
+            v["awsRegion"] = json!("us-east-1");
+            v["kinesis"]["kinesisSchemaVersion"] = json!("1.0");
+            v
+        })
+        .collect()
+}

@@ -38,11 +38,12 @@ use streamfold::chat::{NewMessage, create_group};
 use streamfold_shared::attrs::sv;
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::StreamRecord;
 use streamfold_tests::TestTable;
 use streamfold_tests::connect_stub::ConnectStub;
-use streamfold_tests::runtime_api::{Answer, Function, RuntimeApi, build_binary, function_env};
+use streamfold_tests::runtime_api::{
+    Answer, Function, RuntimeApi, build_binary, function_env, kinesis_lambda_records,
+};
 
 const WAIT: Duration = Duration::from_secs(120);
 /// `=1`: measure the release binaries already in target/release instead of
@@ -102,27 +103,7 @@ fn table_event(records: &[StreamRecord]) -> String {
 }
 
 fn kinesis_event(events: &[Value], first_seq: usize) -> String {
-    let records: Vec<Value> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let r = KinesisRecord::from_payload_line(
-                "shardId-000000000000",
-                first_seq + i,
-                &e.to_string(),
-            );
-            let mut v = serde_json::to_value(&r).unwrap_or_default();
-            v["eventID"] = json!(format!("shardId-000000000000:{}", r.sequence_number));
-            v["eventSourceARN"] =
-                json!("arn:aws:kinesis:us-east-1:012345678901:stream/connect-agent-events");
-            v["eventName"] = json!("aws:kinesis:record");
-            v["eventVersion"] = json!("1.0");
-            v["awsRegion"] = json!("us-east-1");
-            v["kinesis"]["kinesisSchemaVersion"] = json!("1.0");
-            v
-        })
-        .collect();
-    json!({ "Records": records }).to_string()
+    json!({ "Records": kinesis_lambda_records(events, first_seq) }).to_string()
 }
 
 /// The stream records written since `skip`.

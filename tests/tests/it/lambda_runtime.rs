@@ -16,18 +16,17 @@ use streamfold::pipeline::restore_sources;
 use streamfold_shared::attrs::sv;
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::{StreamEventFile, StreamRecord};
 use streamfold_tests::connect_stub::ConnectStub;
 use streamfold_tests::runtime_api::{
     Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
+    kinesis_lambda_records,
 };
 use streamfold_tests::{TestTable, fixture, table};
 
 const WAIT: Duration = Duration::from_secs(120);
 const STREAM_ARN: &str =
     "arn:aws:dynamodb:us-east-1:012345678901:table/t/stream/2026-11-20T00:00:00.000";
-const KINESIS_ARN: &str = "arn:aws:kinesis:us-east-1:012345678901:stream/connect-agent-events";
 
 fn response_json(answer: Answer) -> Value {
     match answer {
@@ -90,30 +89,6 @@ fn table_event(records: &[&StreamRecord]) -> String {
         })
         .collect();
     json!({ "Records": records }).to_string()
-}
-
-/// Lambda Kinesis records of Connect agent events, sequence numbers from
-/// `first_seq` on.
-fn kinesis_records(events: &[Value], first_seq: usize) -> Vec<Value> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let r = KinesisRecord::from_payload_line(
-                "shardId-000000000000",
-                first_seq + i,
-                &e.to_string(),
-            );
-            let mut v = serde_json::to_value(&r).unwrap_or_default();
-            v["eventID"] = json!(format!("shardId-000000000000:{}", r.sequence_number));
-            v["eventSourceARN"] = json!(KINESIS_ARN);
-            v["eventName"] = json!("aws:kinesis:record");
-            v["eventVersion"] = json!("1.0");
-            v["awsRegion"] = json!("us-east-1");
-            v["kinesis"]["kinesisSchemaVersion"] = json!("1.0");
-            v
-        })
-        .collect()
 }
 
 fn kinesis_event(records: &[Value]) -> String {
@@ -306,7 +281,7 @@ async fn agent_activity_binary_folds_the_fixture_and_generated_batches() {
     // A generated day of 3 agents, in Lambda batches of 100.
     let day_start = 1_795_046_400_000; // 2026-11-19T00:00:00Z
     let events = synth::day(3, 7, day_start);
-    let records = kinesis_records(&events, 1_000);
+    let records = kinesis_lambda_records(&events, 1_000);
     let history = events
         .iter()
         .filter(|e| e["EventType"] != "HEART_BEAT")
@@ -320,7 +295,7 @@ async fn agent_activity_binary_folds_the_fixture_and_generated_batches() {
     // The next day's first batch while DynamoDB cannot load state: every
     // record fails, reported by sequence number in delivery order.
     let next = synth::day(3, 8, day_start + 86_400_000);
-    let next_records = kinesis_records(&next[..next.len().min(40)], 100_000);
+    let next_records = kinesis_lambda_records(&next[..next.len().min(40)], 100_000);
     let seqs: Vec<String> = next_records
         .iter()
         .map(|r| {
