@@ -1133,33 +1133,13 @@ fn add_expr(
 
 /// An item (or expression values) as DynamoDB JSON, keys sorted.
 pub fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(k, v)| (k.clone(), attr_json(v)))
-            .collect(),
-    )
+    serde_json::to_value(serde_dynamo::Item::from(item.clone())).unwrap_or(Value::Null)
 }
 
-/// One attribute value as DynamoDB JSON (`{"S": "x"}`, `{"N": "1"}`, ...).
+/// One attribute value as DynamoDB JSON (`{"S": "x"}`, `{"N": "1"}`, ...),
+/// by serde_dynamo (the same form stream images are read in).
 pub fn attr_json(v: &AttributeValue) -> Value {
-    let b64 =
-        |b: &aws_smithy_types::Blob| Value::from(aws_smithy_types::base64::encode(b.as_ref()));
-    let (tag, value) = match v {
-        AttributeValue::S(s) => ("S", Value::from(s.as_str())),
-        AttributeValue::N(n) => ("N", Value::from(n.as_str())),
-        AttributeValue::Bool(b) => ("BOOL", Value::from(*b)),
-        AttributeValue::Null(_) => ("NULL", Value::from(true)),
-        AttributeValue::B(b) => ("B", b64(b)),
-        AttributeValue::Ss(l) => ("SS", l.iter().map(|s| Value::from(s.as_str())).collect()),
-        AttributeValue::Ns(l) => ("NS", l.iter().map(|s| Value::from(s.as_str())).collect()),
-        AttributeValue::Bs(l) => ("BS", l.iter().map(b64).collect()),
-        AttributeValue::L(l) => ("L", l.iter().map(attr_json).collect()),
-        AttributeValue::M(m) => ("M", item_json(m)),
-        _ => ("UNKNOWN", Value::Null),
-    };
-    let mut m = Map::new();
-    m.insert(tag.into(), value);
-    Value::Object(m)
+    serde_json::to_value(serde_dynamo::AttributeValue::from(v.clone())).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
