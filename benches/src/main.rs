@@ -9,6 +9,10 @@
 //!   on 1,000,000 records (and on a tenth of it, to show memory does not
 //!   grow with the file), and a real run against the endpoint on as many
 //!   records as it can bear.
+//! - `versus`: the same workloads (a chat burst, an agent day, extension
+//!   churn) through streamfold and through a straightforward per-record
+//!   implementation, side by side: wall time, requests, requests per record,
+//!   whether the views agree, decode+plan CPU throughput and peak RSS.
 //!
 //! Run with `cargo run --release -p streamfold-bench -- <command>`.
 
@@ -25,6 +29,8 @@ use message_groups::{MessageGroups, Participant, plan};
 use streamfold_shared::engine::{decode_and_group, run_batch};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::record::StreamRecord;
+
+mod versus;
 
 #[derive(Parser)]
 #[command(name = "streamfold-bench")]
@@ -55,6 +61,9 @@ enum Cmd {
     /// `streamfold replay` throughput and peak RSS (needs an endpoint and
     /// the release binary: `cargo build --release -p streamfold`).
     Replay(ReplayBench),
+    /// streamfold side by side with a per-record implementation of the same
+    /// semantics, on the same endpoint (needs `AWS_ENDPOINT_URL`).
+    Versus(versus::VersusArgs),
 }
 
 #[derive(clap::Args)]
@@ -580,5 +589,6 @@ async fn main() -> Result<()> {
         } => decode_plan(records, groups, runs),
         Cmd::Requests { messages, groups } => requests(messages, groups).await,
         Cmd::Replay(o) => replay_bench(o).await,
+        Cmd::Versus(args) => versus::run(args).await,
     }
 }

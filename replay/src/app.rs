@@ -47,13 +47,13 @@ impl App {
 
     /// The table's current stream ARN.
     pub async fn stream_arn(&self) -> Result<String> {
-        let out = self
-            .ddb()
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .with_context(|| format!("describing table {}", self.table))?;
+        let out = streamfold_shared::executor::send_retrying(
+            crate::tail::request_backoff(),
+            "DescribeTable",
+            || self.ddb().describe_table().table_name(&self.table).send(),
+        )
+        .await
+        .with_context(|| format!("describing table {}", self.table))?;
         out.table.and_then(|t| t.latest_stream_arn).ok_or_else(|| {
             anyhow!(
                 "table {} has no stream; create it with `streamfold table create`",

@@ -54,7 +54,7 @@ pub use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use futures::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use streamfold_shared::engine::Counts;
-use streamfold_shared::executor::Executor;
+use streamfold_shared::executor::{Executor, RetryPolicy, send_retrying};
 use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::StreamRecord;
 use tokio::sync::watch;
@@ -64,6 +64,17 @@ use tracing::{debug, info, warn};
 use crate::app::App;
 use crate::checkpoint::{CHECKPOINT_TYPE, Checkpoint, Checkpoints};
 use crate::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+
+/// Retries of a request outside the pipeline (describing a stream, listing
+/// shards) that failed transiently, on top of the SDK's own: about 10 s of
+/// backoff in all before the error is reported.
+pub fn request_backoff() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 6,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(4),
+    }
+}
 
 /// The environment variable naming the Connect agent event stream.
 pub const AGENT_STREAM_ENV: &str = "STREAMFOLD_AGENT_STREAM";
@@ -180,13 +191,15 @@ async fn table_shards(
     let mut shards = Vec::new();
     let mut start: Option<String> = None;
     loop {
-        let out = streams
-            .describe_stream()
-            .stream_arn(arn)
-            .set_exclusive_start_shard_id(start.clone())
-            .send()
-            .await
-            .map_err(|e| sdk_err("DescribeStream", e))?;
+        let out = send_retrying(request_backoff(), "DescribeStream", || {
+            streams
+                .describe_stream()
+                .stream_arn(arn)
+                .set_exclusive_start_shard_id(start.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| sdk_err("DescribeStream", e))?;
         let Some(desc) = out.stream_description else {
             break;
         };
@@ -260,17 +273,16 @@ impl Source {
             Some((_, name)) if stream.starts_with("arn:") => name.to_owned(),
             _ => stream.to_owned(),
         };
-        let out = client
-            .describe_stream_summary()
-            .stream_name(&name)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "Kinesis stream {stream}: {}",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e)
-                )
-            })?;
+        let out = send_retrying(request_backoff(), "DescribeStreamSummary", || {
+            client.describe_stream_summary().stream_name(&name).send()
+        })
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "Kinesis stream {stream}: {}",
+                aws_sdk_kinesis::error::DisplayErrorContext(e)
+            )
+        })?;
         let arn = out
             .stream_description_summary
             .map(|s| s.stream_arn)
@@ -300,12 +312,16 @@ impl Source {
                 let mut shards = Vec::new();
                 let mut token: Option<String> = None;
                 loop {
-                    let req = client.list_shards();
-                    let req = match &token {
-                        Some(t) => req.next_token(t),
-                        None => req.stream_name(name),
-                    };
-                    let out = req.send().await.map_err(|e| {
+                    let out = send_retrying(request_backoff(), "ListShards", || {
+                        let req = client.list_shards();
+                        match &token {
+                            Some(t) => req.next_token(t),
+                            None => req.stream_name(name),
+                        }
+                        .send()
+                    })
+                    .await
+                    .map_err(|e| {
                         anyhow!(
                             "ListShards: {}",
                             aws_sdk_kinesis::error::DisplayErrorContext(e)

@@ -7,13 +7,17 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::executor::Item;
 
 /// Replaces every double-quoted part of an error text (serde quotes the
-/// offending value) by `"…"`.
+/// offending value, escaped as Rust's `{:?}` does) by `"…"`.
 pub fn redact(text: impl std::fmt::Display) -> String {
     let text = text.to_string();
     let mut out = String::with_capacity(text.len());
     let mut quoted = false;
-    for ch in text.chars() {
-        if ch == '"' {
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if quoted && ch == '\\' {
+            // An escaped character (`\"`, `\\`) is part of the value.
+            chars.next();
+        } else if ch == '"' {
             if quoted {
                 out.push_str("…\"");
             } else {
@@ -71,6 +75,12 @@ mod tests {
         assert_eq!(
             redact("missing field `message_uuid`"),
             "missing field `message_uuid`"
+        );
+        // A value with escaped quotes stays hidden whole (found by fuzzing).
+        let value = "Ada \"The Countess\" Lovelace \\";
+        assert_eq!(
+            redact(format!("invalid type: string {value:?}, expected a map")),
+            "invalid type: string \"…\", expected a map"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::metrics::RequestCounter;
@@ -20,9 +21,49 @@ pub fn table_name() -> String {
         .unwrap_or_else(|| DEFAULT_TABLE.to_owned())
 }
 
-/// Loads the SDK configuration from the environment.
+/// The environment variable giving how long one request attempt may take
+/// (milliseconds) before the SDK abandons it and retries; `0` for no limit.
+pub const ATTEMPT_TIMEOUT_ENV: &str = "STREAMFOLD_ATTEMPT_TIMEOUT_MS";
+/// The attempt timeout when `STREAMFOLD_ATTEMPT_TIMEOUT_MS` is unset.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting to the endpoint may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The attempt timeout from the environment: `None` for no limit. A value
+/// that is not a number of milliseconds is reported and the default used.
+pub fn attempt_timeout() -> Option<Duration> {
+    parse_attempt_timeout(std::env::var(ATTEMPT_TIMEOUT_ENV).ok().as_deref())
+}
+
+fn parse_attempt_timeout(value: Option<&str>) -> Option<Duration> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Some(DEFAULT_ATTEMPT_TIMEOUT);
+    };
+    match v.parse::<u64>() {
+        Ok(0) => None,
+        Ok(ms) => Some(Duration::from_millis(ms)),
+        Err(_) => {
+            tracing::warn!(
+                value = v,
+                "{ATTEMPT_TIMEOUT_ENV} is not a number of milliseconds; using the default"
+            );
+            Some(DEFAULT_ATTEMPT_TIMEOUT)
+        }
+    }
+}
+
+/// Loads the SDK configuration from the environment, with a connect timeout
+/// and a per-attempt timeout ([`attempt_timeout`]): a request that hangs
+/// (a stalled connection, an endpoint that never answers) is abandoned and
+/// retried instead of holding its batch forever.
 pub async fn load_sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    let mut timeouts = TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT);
+    timeouts.set_operation_attempt_timeout(attempt_timeout());
+    let timeouts = timeouts.build();
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await
 }
 
 /// Fails clearly when no region is configured (the SDK would fail later,
@@ -84,4 +125,27 @@ pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<D
 /// A DynamoDB Streams client.
 pub fn streams_client(config: &SdkConfig) -> aws_sdk_dynamodbstreams::Client {
     aws_sdk_dynamodbstreams::Client::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_timeout_reads_milliseconds_zero_and_nonsense() {
+        assert_eq!(parse_attempt_timeout(None), Some(DEFAULT_ATTEMPT_TIMEOUT));
+        assert_eq!(
+            parse_attempt_timeout(Some(" ")),
+            Some(DEFAULT_ATTEMPT_TIMEOUT)
+        );
+        assert_eq!(
+            parse_attempt_timeout(Some("1500")),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_attempt_timeout(Some("0")), None);
+        assert_eq!(
+            parse_attempt_timeout(Some("2s")),
+            Some(DEFAULT_ATTEMPT_TIMEOUT)
+        );
+    }
 }

@@ -332,6 +332,67 @@ where
     }
 }
 
+/// Whether a failed request to any AWS service may succeed when sent again:
+/// throttling, a 5xx, a timeout, a dropped connection, an unknown error code.
+/// A missing resource, a validation error or a denied request will not.
+pub fn may_succeed_later<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => !matches!(
+            service.err().code().unwrap_or(""),
+            "ResourceNotFoundException"
+                | "ValidationException"
+                | "InvalidArgumentException"
+                | "SerializationException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "MissingAuthenticationTokenException"
+                | "ConditionalCheckFailedException"
+                | "IdempotentParameterMismatchException"
+                | "ItemCollectionSizeLimitExceededException"
+                | "ExpiredIteratorException"
+                | "TrimmedDataAccessException"
+        ),
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    }
+}
+
+/// Sends a request of any AWS service (`send` builds and sends it afresh
+/// each time) until it succeeds, fails in a way that will not change
+/// ([`may_succeed_later`]), or `policy.max_attempts` are spent, pausing
+/// [`RetryPolicy::delay`] between attempts. For requests outside the
+/// [`Executor`] (describing streams and tables, listing shards), on top of
+/// the SDK's own few quick retries.
+pub async fn send_retrying<T, E, R, F, Fut>(
+    policy: RetryPolicy,
+    op: &str,
+    mut send: F,
+) -> Result<T, SdkError<E, R>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(e) if attempt + 1 < policy.max_attempts && may_succeed_later(&e) => {
+                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or("");
+                tracing::debug!(op, attempt, code, "retrying");
+                tokio::time::sleep(policy.delay(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Reads and writes one table. Cheap to clone.
 #[derive(Clone)]
 pub struct Executor {

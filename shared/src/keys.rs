@@ -266,6 +266,46 @@ impl fmt::Display for Key {
     }
 }
 
+/// Fuzz bodies: the cargo-fuzz target `key_codec` (fuzz/) and the proptests
+/// below run exactly these. An `Err` is a broken invariant (the fuzz target
+/// panics with it); a panic inside is a codec bug.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::*;
+
+    /// Arbitrary bytes as a `pk`/`sk` pair: the text up to the first
+    /// newline is `pk`, the rest `sk` (no valid key contains a newline).
+    pub fn key_bytes(data: &[u8]) -> Result<(), String> {
+        let text = String::from_utf8_lossy(data);
+        let (pk, sk) = text.split_once('\n').unwrap_or((&text, ""));
+        key_pair(pk, sk)
+    }
+
+    /// [`Key::parse`] never panics, and a pair it accepts renders back to
+    /// exactly the same `pk`/`sk` (one key, one spelling), also as a key map.
+    pub fn key_pair(pk: &str, sk: &str) -> Result<(), String> {
+        let Ok(key) = Key::parse(pk, sk) else {
+            return Ok(());
+        };
+        if key.pk() != pk || key.sk() != sk {
+            return Err(format!(
+                "{} / {} parsed as {key:?}, which renders as {key}",
+                shown(pk),
+                shown(sk)
+            ));
+        }
+        let map = key.to_key_map();
+        let rendered = |name: &str| match map.get(name) {
+            Some(AttributeValue::S(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        if map.len() != 2 || rendered("pk") != Some(pk) || rendered("sk") != Some(sk) {
+            return Err(format!("the key map of {key} differs from its pk/sk"));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,10 +403,37 @@ mod properties {
         /// to exactly the same pk/sk (one key, one spelling).
         #[test]
         fn parse_never_panics_and_round_trips(pk in ".{0,300}", sk in ".{0,300}") {
-            if let Ok(key) = Key::parse(&pk, &sk) {
-                prop_assert_eq!(key.pk(), pk);
-                prop_assert_eq!(key.sk(), sk);
-            }
+            fuzz::key_pair(&pk, &sk).map_err(TestCaseError::fail)?;
+        }
+
+        /// Arbitrary bytes through the fuzz target's own body.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
+            fuzz::key_bytes(&data).map_err(TestCaseError::fail)?;
+        }
+
+        /// Key-shaped pairs (a known prefix and sort-key shape around
+        /// arbitrary parts), so the round trip is checked on keys that parse,
+        /// not only on noise that is refused.
+        #[test]
+        fn key_shaped_pairs_round_trip(
+            prefix in prop::sample::select(vec!["GROUP#", "MSG#", "GRP#", "AGENT#", "EXT#", "DEADLETTER#", "CHECKPOINT#", "LOCK#", ""]),
+            id in prop_oneof!["[a-zA-Z0-9:/._-]{1,20}", "[0-9]{1,9}", ".{0,12}"],
+            sk_prefix in prop::sample::select(vec!["", "ACT#", "DAY#"]),
+            at in prop_oneof![
+                Just("2026-11-20T10:00:00.000000Z".to_owned()),
+                "20[0-9]{2}-[01][0-9]-[0-3][0-9](T[0-2][0-9]:[0-5][0-9]:[0-6][0-9](\\.[0-9]{0,7})?(Z|[+-][0-9]{2}:[0-9]{2}))?",
+                Just(String::new()),
+            ],
+            tail in prop_oneof![
+                Just(String::new()),
+                "#[a-zA-Z0-9:._-]{0,10}",
+                prop::sample::select(vec!["GROUP", "PROFILE", "EXT", "LOCK", "shardId-0001"]).prop_map(str::to_owned),
+            ],
+        ) {
+            let pk = format!("{prefix}{id}");
+            let sk = format!("{sk_prefix}{at}{tail}");
+            fuzz::key_pair(&pk, &sk).map_err(TestCaseError::fail)?;
         }
 
         /// Key-shaped input with hostile ids.
@@ -403,6 +470,36 @@ mod properties {
                 prop_assert_eq!(Timestamp::parse_canonical(&c), Ok(t));
             }
         }
+    }
+
+    #[test]
+    fn valid_keys_pass_the_fuzz_body() {
+        let valid = [
+            ("GROUP#g1", "GROUP"),
+            ("MSG#g1", "2026-11-20T10:00:00.000000Z#m1"),
+            ("GRP#u1", "2026-11-20T10:00:00.000000Z#g1"),
+            ("AGENT#a1", "PROFILE"),
+            ("AGENT#a1", "ACT#2026-11-20T10:00:00.500000Z#e1"),
+            ("AGENT#a1", "DAY#2026-11-20"),
+            ("EXT#0042", "EXT"),
+            (
+                "DEADLETTER#message-groups",
+                "2026-11-20T10:00:00.000000Z#r:1",
+            ),
+            (
+                "CHECKPOINT#arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+                "shardId-0001",
+            ),
+            ("LOCK#extensions-init", "LOCK"),
+        ];
+        for (pk, sk) in valid {
+            assert!(Key::parse(pk, sk).is_ok(), "{pk} / {sk}");
+            assert_eq!(fuzz::key_pair(pk, sk), Ok(()));
+            assert_eq!(fuzz::key_bytes(format!("{pk}\n{sk}").as_bytes()), Ok(()));
+        }
+        // Not canonical, so refused rather than re-spelt.
+        assert!(Key::parse("MSG#g1", "2026-11-20T10:00:00Z#m1").is_err());
+        assert!(Key::parse("AGENT#a1", "DAY#2026-11-2").is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 #![recursion_limit = "256"]
 
+pub mod chaos;
+pub mod chaos_proxy;
 pub mod connect_stub;
 pub mod runtime_api;
 pub mod serial_proxy;

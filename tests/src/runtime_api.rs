@@ -380,11 +380,11 @@ impl Drop for FaultProxy {
 
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|line| {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -393,7 +393,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 /// Reads one HTTP/1.1 message (head and a Content-Length body) from `sock`,
 /// `buf` holding what was already read; `None` at end of stream.
-async fn read_message(
+pub(crate) async fn read_message(
     sock: &mut tokio::net::TcpStream,
     buf: &mut Vec<u8>,
 ) -> Option<(String, Vec<u8>)> {
@@ -429,7 +429,7 @@ async fn read_message(
 
 /// Sends one request upstream on a fresh connection (`connection: close`)
 /// and returns the raw response.
-async fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = String::new();
     for (i, line) in head.split("\r\n").enumerate() {
@@ -454,18 +454,26 @@ async fn forward(upstream: &str, head: &str, body: &[u8]) -> std::io::Result<Vec
     Ok(response)
 }
 
+/// `http://127.0.0.1:PORT/` as `127.0.0.1:PORT`; an error unless it is on
+/// loopback (the test proxies never forward elsewhere).
+pub(crate) fn loopback(who: &str, upstream: &str) -> std::io::Result<String> {
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    if upstream.starts_with("127.0.0.1:") || upstream.starts_with("localhost:") {
+        Ok(upstream)
+    } else {
+        Err(std::io::Error::other(format!(
+            "{who} forwards to loopback only, not {upstream}"
+        )))
+    }
+}
+
 impl FaultProxy {
     /// Proxies to `upstream` (`http://127.0.0.1:PORT`, loopback only).
     pub async fn start(upstream: &str) -> std::io::Result<Self> {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
-        if !(upstream.starts_with("127.0.0.1:") || upstream.starts_with("localhost:")) {
-            return Err(std::io::Error::other(format!(
-                "the fault proxy forwards to loopback only, not {upstream}"
-            )));
-        }
+        let upstream = loopback("the fault proxy", upstream)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(ProxyState::default()));

@@ -398,6 +398,47 @@ fn shown(value: &str) -> String {
     format!("{out:?}")
 }
 
+/// Fuzz bodies: the cargo-fuzz target `agent_event` (fuzz/) and the
+/// proptests below run exactly these. An `Err` is a broken invariant (the
+/// fuzz target panics with it); a panic inside is a decoder bug.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::*;
+    use crate::plan;
+
+    /// Arbitrary bytes as a Kinesis record's payload: decoding never panics;
+    /// an accepted event has valid ids and its agent id is the ARN's last
+    /// `/agent/` segment; the pure planning of an accepted event never
+    /// panics; a refusal is short (it never echoes a long value back).
+    pub fn agent_event(data: &[u8]) -> Result<(), String> {
+        let event = match decode_event(data) {
+            Ok(event) => event,
+            Err(why) if why.0.len() > 1024 => {
+                return Err(format!("a refusal of {} bytes", why.0.len()));
+            }
+            Err(_) => return Ok(()),
+        };
+        if AgentId::new(event.agent.as_str()).is_err() || EventId::new(event.id.as_str()).is_err() {
+            return Err("an accepted event has an invalid id".to_owned());
+        }
+        if event.agent_arn.rsplit_once("/agent/").map(|(_, id)| id) != Some(event.agent.as_str()) {
+            return Err("the agent id is not the ARN's last /agent/ segment".to_owned());
+        }
+        let _ = plan::activity_item(&event, 30);
+        let _ = plan::profile_fields(&event);
+        let _ = plan::contact_changes(event.previous.as_ref(), &event.current);
+        let _ = plan::acw(&event);
+        if let Some(c) = plan::contribution(&event) {
+            if c.days.len() > plan::MAX_SPLIT_DAYS || c.days.iter().any(|(_, ms)| *ms <= 0) {
+                return Err("a contribution splits into too many or empty days".to_owned());
+            }
+            let _ = plan::plan_daily(&event.agent, &[c]);
+        }
+        let _ = plan::plan_profile(&event.agent, None, &[&event]);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,8 +653,9 @@ mod tests {
     }
 }
 
-/// The decoder under arbitrary input (proptest, which runs in CI; the long
-/// run: `PROPTEST_CASES=1000000 cargo test -p agent-activity --release properties`).
+/// The decoder under arbitrary input (proptest, which runs in CI). Each
+/// property runs the fuzz body ([`fuzz::agent_event`]) that `fuzz/` runs for
+/// long under libFuzzer.
 #[cfg(test)]
 mod properties {
     use super::*;
@@ -688,13 +730,45 @@ mod properties {
         *cur = value;
     }
 
+    /// Found by the `agent_event` fuzz target: a payload that is one JSON
+    /// string with escaped quotes in it was echoed into the refusal
+    /// (1,263 bytes of it), past the redaction of quoted values.
+    #[test]
+    fn a_string_with_escaped_quotes_is_refused_without_its_text() {
+        let payload =
+            serde_json::json!("Maria \"Mia\" Garcia, arn:aws:connect:x:1:instance/i/agent/a");
+        let why = match decode_event(payload.to_string().as_bytes()) {
+            Err(e) => e.0,
+            Ok(_) => panic!("a string is not an agent event"),
+        };
+        assert!(!why.contains("Mia") && !why.contains("arn:"), "{why}");
+        assert_eq!(fuzz::agent_event(payload.to_string().as_bytes()), Ok(()));
+        let crash = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/seeds/agent_event/regress-escaped-quotes.json"
+        ))
+        .unwrap_or_default();
+        assert!(!crash.is_empty());
+        assert_eq!(fuzz::agent_event(&crash), Ok(()));
+    }
+
+    #[test]
+    fn the_fixture_events_pass_the_fuzz_body() {
+        for line in lines() {
+            assert!(decode_event(line.as_bytes()).is_ok());
+            assert_eq!(fuzz::agent_event(line.as_bytes()), Ok(()));
+        }
+        let variant = fixture("connect-agent-event-variant.json");
+        assert_eq!(fuzz::agent_event(variant.as_bytes()), Ok(()));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// Arbitrary bytes never panic the decoder.
         #[test]
         fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..600)) {
-            let _ = decode_event(&data);
+            fuzz::agent_event(&data).map_err(TestCaseError::fail)?;
         }
 
         /// A fixture event cut anywhere, or with one byte changed, never
@@ -708,9 +782,9 @@ mod properties {
             if let Some(b) = data.get_mut(i) {
                 *b = byte;
             }
-            let _ = decode_event(&data);
+            fuzz::agent_event(&data).map_err(TestCaseError::fail)?;
             data.truncate(cut.index(data.len().max(1)));
-            let _ = decode_event(&data);
+            fuzz::agent_event(&data).map_err(TestCaseError::fail)?;
         }
 
         /// Any field of a fixture event replaced by any JSON value: the
@@ -725,6 +799,7 @@ mod properties {
             paths(&v, Vec::new(), &mut all);
             prop_assume!(!all.is_empty());
             set(&mut v, &all[path_at.index(all.len())], value);
+            fuzz::agent_event(v.to_string().as_bytes()).map_err(TestCaseError::fail)?;
             match decode_event(v.to_string().as_bytes()) {
                 Ok(e) => {
                     prop_assert!(AgentId::new(e.agent.as_str()).is_ok());

@@ -414,12 +414,13 @@ pub fn plan_profile(
     let mut from_event = None;
     if snapshot_newer {
         let (fields, absent) = profile_fields(newest);
-        let unchanged = state.is_some_and(|s| {
-            fields.iter().all(|(k, v)| s.item.get(*k) == Some(v))
-                && absent.iter().all(|k| !s.item.contains_key(*k))
-        });
-        // A heartbeat (or any event) that changes nothing costs no write.
-        if !unchanged {
+        // Every newer event is recorded, even one (a heartbeat, a LOGOUT)
+        // that repeats the stored snapshot: `last_event_*` is then the
+        // newest event whatever the order and batching of the deliveries
+        // (skipping "no change" events made it depend on both). It costs no
+        // request of its own: the update rides in the batch's shared
+        // transactions.
+        {
             for (name, value) in fields {
                 set(&mut sets, &mut expr, name, value);
             }
@@ -787,8 +788,17 @@ mod tests {
         assert_eq!(updates[0].condition.text.matches("NOT contains").count(), 1);
     }
 
+    /// The string values an update sets.
+    fn string_values(u: &GuardedUpdate) -> Vec<String> {
+        u.update
+            .values
+            .values()
+            .filter_map(|v| v.as_s().ok().cloned())
+            .collect()
+    }
+
     #[test]
-    fn profile_is_the_newest_snapshot_and_heartbeats_that_change_nothing_cost_nothing() {
+    fn profile_is_the_newest_snapshot_and_records_the_newest_event_whatever_the_batching() {
         let events = day();
         let refs: Vec<&AgentEvent> = events.iter().collect();
         let agent = events[0].agent.clone();
@@ -797,12 +807,7 @@ mod tests {
         assert_eq!(u.condition.text, "attribute_not_exists(pk)");
         assert!(!u.update.text.contains("extension"));
         assert!(!u.update.names.values().any(|n| n == "extension"));
-        let vals: Vec<String> = u
-            .update
-            .values
-            .values()
-            .filter_map(|v| v.as_s().ok().cloned())
-            .collect();
+        let vals = string_values(&u);
         assert!(vals.contains(&"Sales".to_owned()));
         assert!(vals.contains(&"Offline".to_owned()));
         assert!(vals.contains(&"EXT#WAITING".to_owned()));
@@ -815,8 +820,20 @@ mod tests {
         item.insert("last_event_at".into(), sv("2026-11-20T14:10:02.002000Z"));
         item.insert("last_event_id".into(), sv(events[5].id.as_str()));
         item.insert("first_event_at".into(), sv("2026-11-20T14:00:01.001000Z"));
-        let state = ProfileState::from_item(item);
-        assert!(plan_profile(&agent, Some(&state), &[hb]).is_none());
+        let state = ProfileState::from_item(item.clone());
+        // A newer heartbeat repeating the snapshot is still recorded as the
+        // newest event, so one delivery per event and one batch of all of
+        // them end with the same `last_event_*`.
+        let (u, _) = plan_profile(&agent, Some(&state), &[hb]).unwrap_or_else(|| panic!("write"));
+        let vals = string_values(&u);
+        assert!(vals.contains(&hb.id.as_str().to_owned()));
+        assert!(vals.contains(&"HEART_BEAT".to_owned()));
+        // Delivered again, it costs nothing.
+        let mut seen = item;
+        seen.insert("last_event_at".into(), sv(hb.at.to_string()));
+        seen.insert("last_event_id".into(), sv(hb.id.as_str()));
+        let seen = ProfileState::from_item(seen);
+        assert!(plan_profile(&agent, Some(&seen), &[hb]).is_none());
         // An older event changes nothing either.
         assert!(plan_profile(&agent, Some(&state), &[&events[3]]).is_none());
         // A newer state change does, guarded by the stored order.

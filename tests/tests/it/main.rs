@@ -2,6 +2,7 @@ mod agent_activity;
 mod extensions;
 mod lambda_runtime;
 mod message_groups;
+mod properties;
 mod rebuild;
 mod replay;
 mod support;

@@ -1,0 +1,183 @@
+//! Workload 1, the chat burst: `--messages` new messages into `--groups`
+//! two-person conversations, Zipf-distributed over the conversations, one
+//! millisecond apart, as table stream INSERT records. The groups and the
+//! message items are written to both tables first (the app's writes);
+//! message-groups and the naive way then project the previews.
+
+use std::collections::HashMap;
+
+use anyhow::{Context as _, Result, anyhow};
+use aws_sdk_dynamodb::types::AttributeValue;
+use message_groups::{MessageGroups, Participant, Target, plan};
+use streamfold::chat::NewMessage;
+use streamfold::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+use streamfold_shared::attrs::sv;
+use streamfold_shared::engine::{Counts, decode_and_group};
+use streamfold_shared::executor::Item;
+use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::keys::Key;
+use streamfold_shared::record::{ChangeKind, StreamRecord};
+
+use super::compare::compare_tables;
+use super::measure::{Stopwatch, records_per_cpu_second};
+use super::naive::{Tally, chat_batch};
+use super::zipf::Zipf;
+use super::{Report, Tables, VersusArgs, stream_record};
+
+/// The two participants of bench conversation `g`.
+fn participants(g: usize) -> Result<[Participant; 2]> {
+    let user = |u: usize| -> Result<Participant> {
+        Ok(Participant {
+            user_uuid: UserId::new(format!("chat-user-{u:05}"))?,
+            user_handle: format!("handle{u}"),
+            user_display_name: format!("User {u}"),
+        })
+    };
+    Ok([user(2 * g)?, user(2 * g + 1)?])
+}
+
+fn group_id(g: usize) -> Result<GroupId> {
+    Ok(GroupId::new(format!("chat-group-{g:05}"))?)
+}
+
+/// The group item as the app creates it (pattern D), without a message yet.
+fn group_item(g: usize, created_at: Timestamp) -> Result<Item> {
+    let group = group_id(g)?;
+    let key = Key::Group(group.clone());
+    let people = participants(g)?
+        .iter()
+        .map(|p| {
+            AttributeValue::M(HashMap::from([
+                ("user_uuid".to_owned(), sv(p.user_uuid.as_str())),
+                ("user_handle".to_owned(), sv(p.user_handle.as_str())),
+                (
+                    "user_display_name".to_owned(),
+                    sv(p.user_display_name.as_str()),
+                ),
+            ]))
+        })
+        .collect();
+    Ok(HashMap::from([
+        ("pk".to_owned(), sv(key.pk())),
+        ("sk".to_owned(), sv(key.sk())),
+        ("type".to_owned(), sv("group")),
+        ("message_group_uuid".to_owned(), sv(group.as_str())),
+        ("participants".to_owned(), AttributeValue::L(people)),
+        ("created_at".to_owned(), sv(created_at.to_string())),
+    ]))
+}
+
+/// The burst's messages, in stream order.
+fn messages(args: &VersusArgs) -> Result<Vec<NewMessage>> {
+    let zipf = Zipf::new(args.groups.max(1), args.zipf);
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let start = Timestamp::parse("2026-11-20T10:00:00Z")?.epoch_millis();
+    (0..args.messages)
+        .map(|i| {
+            let g = zipf.sample(&mut rng);
+            let [a, b] = participants(g)?;
+            Ok(NewMessage {
+                group: group_id(g)?,
+                id: MessageId::new(format!("m{i:07}"))?,
+                at: Timestamp::from_epoch_millis(start + i as i64)
+                    .ok_or_else(|| anyhow!("message {i}: time out of range"))?,
+                sender: if rng.bool() { a } else { b },
+                text: format!("message {i} of the burst"),
+            })
+        })
+        .collect()
+}
+
+/// Counts of streamfold's outcomes in words.
+pub fn outcomes(c: &Counts) -> String {
+    format!(
+        "applied {}, no-op {}, ignored {}, dead-lettered {}, failed {}",
+        c.applied, c.no_op, c.ignored, c.dead_lettered, c.failed
+    )
+}
+
+/// Decode (JSON included) and plan of message-groups, batch by batch.
+fn decode_plan(batches: &[String]) -> usize {
+    let mut projected = 0;
+    for text in batches {
+        let records: Vec<StreamRecord> = serde_json::from_str(text).unwrap_or_default();
+        let grouped = decode_and_group(&MessageGroups, &records);
+        for (_, events) in &grouped.groups {
+            let refs: Vec<_> = events.iter().map(|(_, e)| e).collect();
+            let (target, _) = plan(None, &refs);
+            projected += usize::from(target != Target::Keep);
+        }
+    }
+    projected
+}
+
+/// Runs the chat burst through both sides.
+pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
+    let groups = args.groups.max(1);
+    let created = Timestamp::parse("2026-11-20T09:00:00Z")?;
+    let burst = messages(args)?;
+    let mut sources: Vec<Item> = (0..groups)
+        .map(|g| group_item(g, created))
+        .collect::<Result<_>>()?;
+    sources.extend(burst.iter().map(NewMessage::item));
+    t.put_sources(sources).await?;
+    let records: Vec<StreamRecord> = burst
+        .iter()
+        .enumerate()
+        .map(|(i, m)| stream_record(i, ChangeKind::Insert, Some(m.item()), None))
+        .collect();
+    drop(burst);
+    super::measure::reset_peak_rss();
+    let bs = args.batch_size.max(1);
+
+    let pipeline = Pipeline::new(t.streamfold.ctx.clone(), &[ProcessorKind::MessageGroups]);
+    let mut watch = Stopwatch::new(t.streamfold.counter.clone());
+    let mut counts = Counts::default();
+    for batch in records.chunks(bs) {
+        counts.add(
+            watch
+                .phase(pipeline.run_table_batch_retrying(batch, 3, batch_backoff()))
+                .await,
+        );
+    }
+    let streamfold = watch.finish(outcomes(&counts));
+
+    let mut watch = Stopwatch::new(t.naive.counter.clone());
+    let mut tally = Tally::default();
+    for batch in records.chunks(bs) {
+        watch
+            .phase(chat_batch(t.naive.ddb(), &t.naive.table, batch, &mut tally))
+            .await
+            .context("naive chat")?;
+    }
+    let naive = watch.finish(tally.describe());
+
+    let views = compare_tables(
+        &t.streamfold_src,
+        &t.naive_src,
+        &["preview", "group"],
+        &[],
+        &[],
+    )
+    .await?;
+    let batches: Vec<String> = records
+        .chunks(bs)
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    let rate = records_per_cpu_second(records.len(), || decode_plan(&batches));
+    Ok(Report {
+        name: "chat burst",
+        what: format!(
+            "{} messages into {groups} conversations (Zipf s = {}), message-groups",
+            records.len(),
+            args.zipf
+        ),
+        records: records.len(),
+        streamfold,
+        naive,
+        views,
+        cpu: vec![("message-groups", rate)],
+        peak_rss_kb: None,
+        notes: Vec::new(),
+    })
+}
