@@ -575,7 +575,14 @@ async fn assign(
                 info!(agent_id = %w.agent, extension = %candidate, "extension assigned");
                 return Ok(true);
             }
-            Claim::AgentDone => return Ok(false),
+            Claim::AgentDone => {
+                // The agent had one already (or left): `candidate` was not
+                // used, the batch's next agent gets it (a retried commit
+                // whose answer was lost ends here too, and the next claim
+                // of it then finds it taken).
+                pools.lock().await.free.items.push_front(candidate);
+                return Ok(false);
+            }
             Claim::ExtTaken => continue,
         }
     }
@@ -604,7 +611,12 @@ async fn release(
                 }
                 // The waiter got one meanwhile, or left: the next one.
                 Claim::AgentDone => continue,
-                Claim::ExtTaken => return Ok(false),
+                // `x` is no longer the departed agent's: `w` did not get
+                // it and stays first in line for the batch's next release.
+                Claim::ExtTaken => {
+                    pools.lock().await.waiting.items.push_front(w);
+                    return Ok(false);
+                }
             },
             None => {
                 if !free(ctx, from, x).await? {

@@ -1,11 +1,12 @@
 //! The chaos report: every workload at each fault rate, with kills and a
 //! full redelivery, compared item for item with a fault-free run.
 //!
-//!     cargo run -p streamfold-tests --bin chaos --release -- [SCALE] [RATES] [KILLS] [SEED]
+//!     cargo run -p streamfold-tests --bin chaos --release -- [SCALE] [RATES] [KILLS] [SEED] [WORKLOADS]
 //!
 //! Defaults: scale 1 (3,000 messages over 60 conversations; a day of 12
 //! agents, about 3,300 events; 2,000 extension arrivals on a pool of 1,800,
-//! 500 leaving, 500 more), rates `0.1,0.3`, 3 kills per pass, seed 7. Needs
+//! 500 leaving, 500 more), rates `0.1,0.3`, 3 kills per pass, seed 7, every workload
+//! (`messaging,agent-activity,extensions`). Needs
 //! the endpoint in AWS_ENDPOINT_URL (the item-snapshot one at this size:
 //! `STREAMFOLD_MOTO_TXN=items scripts/endpoint start`). Exits 1 unless
 //! every scenario ends identical to its fault-free run with no dead letter.
@@ -37,6 +38,10 @@ async fn main() -> ExitCode {
         .collect();
     let kills: u32 = arg(3, 3);
     let seed: u64 = arg(4, 7);
+    let only: Vec<String> = std::env::args()
+        .nth(5)
+        .map(|w| w.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default();
     let bin = match build_binary("streamfold", true) {
         Ok(b) => b,
         Err(e) => {
@@ -65,7 +70,10 @@ async fn main() -> ExitCode {
         runner.log.display()
     );
     let mut reports = Vec::new();
-    for w in workloads {
+    for w in workloads
+        .into_iter()
+        .filter(|w| only.is_empty() || only.iter().any(|o| o == w.name()))
+    {
         for (i, &rate) in rates.iter().enumerate() {
             let chaos = Chaos {
                 rate,
