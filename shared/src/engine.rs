@@ -133,6 +133,23 @@ pub struct KeyWork<'a, S, E> {
     pub key: &'a str,
     pub state: Option<&'a S>,
     pub events: Vec<&'a E>,
+    /// Where each event's record sits in the batch (stream order), for a
+    /// processor whose keys share a resource and must be served in the
+    /// order the stream gives.
+    pub positions: Vec<usize>,
+}
+
+impl<'a, S, E> KeyWork<'a, S, E> {
+    /// One key's work as a batch of its own, for a processor whose `apply`
+    /// is its `apply_batch` of one key.
+    pub fn alone(key: &'a str, state: Option<&'a S>, events: &[&'a E]) -> [Self; 1] {
+        [Self {
+            key,
+            state,
+            events: events.to_vec(),
+            positions: (0..events.len()).collect(),
+        }]
+    }
 }
 
 /// What every processor runs with.
@@ -300,6 +317,7 @@ async fn run_batch_inner<P: Processor>(
                         key,
                         state: states.get(key),
                         events: events.iter().map(|(_, e)| e).collect(),
+                        positions: events.iter().map(|(i, _)| *i).collect(),
                     })
                     .collect();
                 let results = processor.apply_batch(ctx, &work).await;

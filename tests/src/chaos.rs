@@ -266,6 +266,9 @@ impl Runner {
 
         let want = comparable(&clean).await;
         let got = comparable(&dirty).await;
+        if let Some(dir) = std::env::var_os(DUMP_ENV) {
+            dump(&PathBuf::from(dir), workload, chaos, &want, &got)?;
+        }
         let dead_letters = dirty.items_of_type("deadletter").await.len();
         let invariants = match workload {
             Workload::Extensions { .. } => {
@@ -460,6 +463,27 @@ impl Runner {
 /// A slow answer comes half a second after the client gave up on it.
 fn slow(chaos: Chaos) -> Duration {
     chaos.attempt_timeout + Duration::from_millis(500)
+}
+
+/// A directory to write both tables into, as JSON, for a look at a diff
+/// (`{workload}-{seed}-clean.json`, `…-chaos.json`).
+pub const DUMP_ENV: &str = "STREAMFOLD_CHAOS_DUMP";
+
+fn dump(
+    dir: &std::path::Path,
+    workload: Workload,
+    chaos: Chaos,
+    want: &BTreeMap<(String, String), Value>,
+    got: &BTreeMap<(String, String), Value>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, items) in [("clean", want), ("chaos", got)] {
+        let path = dir.join(format!("{}-{}-{name}.json", workload.name(), chaos.seed));
+        let list: Vec<&Value> = items.values().collect();
+        let text = serde_json::to_string_pretty(&list)?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The table's items without checkpoints (positions in a table's own

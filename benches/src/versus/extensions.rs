@@ -204,6 +204,7 @@ fn decode_plan(batches: &[String]) -> usize {
                     username: None,
                     extension: None,
                     waiting: true,
+                    queue_key: None,
                 }),
                 extensions::Event::Departed { .. } => None,
             });

@@ -131,11 +131,7 @@ impl Processor for AgentActivity {
         state: Option<&ProfileState>,
         events: &[&AgentEvent],
     ) -> Vec<Step> {
-        let work = [KeyWork {
-            key,
-            state,
-            events: events.to_vec(),
-        }];
+        let work = KeyWork::alone(key, state, events);
         self.apply_batch(ctx, &work).await.pop().unwrap_or_default()
     }
 

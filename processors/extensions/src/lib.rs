@@ -8,17 +8,22 @@
 //!   whose old image had an extension), ordered by agent. Everything else
 //!   (its own `ext` writes, the MODIFY its own assignment causes, activity
 //!   items, messages) is ignored; a malformed profile record is refused.
-//! - **load**: one consistent BatchGetItem of the batch's profiles, and a
-//!   batch-wide view of the two gsi1 queues (free extensions lowest first,
-//!   waiting agents oldest first), so that the agents of one batch are handed
-//!   distinct candidates instead of racing for the same one.
+//! - **load**: one consistent BatchGetItem of the batch's profiles.
 //! - **plan** ([`plan`]): coalesces an agent's events against its current
 //!   profile into releases and at most one assignment.
+//! - **schedule** ([`schedule::schedule`]): the agents of a batch share the
+//!   pool, so the whole batch's actions are walked in stream order against
+//!   one view of it (the owners of the released extensions, the lowest free
+//!   extensions, the longest-waiting agents) and each is given its
+//!   transaction before anything is written. Who gets which extension is a
+//!   function of the stream, whatever ran first, crashed or was delivered
+//!   again.
 //! - **apply**: each action is one TransactWriteItems with conditions:
 //!   claim = ext item still free + profile exists without extension; release =
 //!   ext item still assigned to the departed agent + that agent does not hold
 //!   it again, and, in the same transaction, hand-over to a waiting agent or
-//!   back to the pool. A lost race moves on to the next candidate. The
+//!   back to the pool; agents run concurrently. A race with another writer
+//!   (the view was stale) moves on to the next spare candidate. The
 //!   conditions, not the (eventually consistent) index reads, are what keep
 //!   the invariants: no extension assigned twice, no agent with two, and
 //!   free + assigned = pool size.
@@ -26,11 +31,14 @@
 pub mod census;
 pub mod model;
 pub mod pool;
+pub mod schedule;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use streamfold_shared::engine::{Context, Decoded, Processor, Step};
+use futures::StreamExt as _;
+use schedule::{Op, View};
+use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
 use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, token};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::{Extension, Key};
@@ -198,10 +206,14 @@ pub fn plan(current: Option<&Profile>, events: &[&Event]) -> Vec<(usize, Action)
                 }
             }
             Event::Arrived { prior, .. } => {
-                let prior = prior
-                    .clone()
-                    .or_else(|| arrival.as_ref().and_then(|(_, p)| p.clone()));
-                arrival = Some((i, prior));
+                // The assignment answers the first arrival: a batch cut
+                // after it would have served the agent there (the profile
+                // read is the same), so the schedule's order must not
+                // depend on where the batch ends.
+                arrival = Some(match arrival {
+                    None => (i, prior.clone()),
+                    Some((first, p)) => (first, p.or_else(|| prior.clone())),
+                });
             }
         }
     }
@@ -297,6 +309,14 @@ impl Pools {
         }
     }
 
+    /// The spare candidates a batch's schedule left (`self` holds what was
+    /// read, so that a refill skips it).
+    fn with_spares(mut self, free: Vec<Extension>, waiting: Vec<Waiter>) -> Self {
+        self.free.items = free.into();
+        self.waiting.items = waiting.into();
+        self
+    }
+
     /// An agent of this batch that found no free extension: a later release
     /// in the batch hands it one.
     fn enqueue_waiter(&mut self, w: Waiter) {
@@ -343,12 +363,10 @@ impl std::fmt::Display for Waiter {
     }
 }
 
-/// The processor's per-agent state: the profile as the table holds it, and
-/// the batch's shared queues.
+/// The processor's per-agent state: the profile as the table holds it.
 #[derive(Debug, Clone)]
 pub struct AgentState {
     profile: Option<Result<Profile, String>>,
-    pools: Arc<Mutex<Pools>>,
 }
 
 /// The processor.
@@ -384,20 +402,11 @@ impl Processor for Extensions {
             let id = pk.strip_prefix("AGENT#").unwrap_or_default().to_owned();
             profiles.insert(id, Profile::from_item(&item));
         }
-        let want = profiles
-            .values()
-            .filter(|p| matches!(p, Ok(p) if p.extension.is_none()))
-            .count();
-        let pools = Arc::new(Mutex::new(Pools {
-            want: want + want / 4 + 1,
-            ..Pools::default()
-        }));
         Ok(keys
             .iter()
             .map(|k| {
                 let state = AgentState {
                     profile: profiles.remove(*k),
-                    pools: pools.clone(),
                 };
                 ((*k).to_owned(), state)
             })
@@ -411,36 +420,244 @@ impl Processor for Extensions {
         state: Option<&AgentState>,
         events: &[&Event],
     ) -> Vec<Step> {
-        let Some(state) = state else {
-            let why = format!("no state was loaded for agent {key}");
-            return vec![Step::Failed(why); events.len()];
-        };
-        let current = match &state.profile {
-            None => None,
-            Some(Ok(p)) => Some(p),
-            Some(Err(e)) => return vec![Step::Invalid(e.clone()); events.len()],
-        };
-        let mut steps = vec![Step::NoOp; events.len()];
-        for (i, action) in plan(current, events) {
-            let result = match &action {
-                Action::Release { agent, extension } => {
-                    release(ctx, &state.pools, agent, extension).await
-                }
-                Action::Assign { profile, prior } => {
-                    assign(ctx, &state.pools, profile, prior.as_ref()).await
+        let work = KeyWork::alone(key, state, events);
+        self.apply_batch(ctx, &work).await.pop().unwrap_or_default()
+    }
+
+    /// Plans every agent, schedules the whole batch against one view of the
+    /// pool in stream order ([`schedule`]), then runs each agent's
+    /// transactions, agents concurrently.
+    async fn apply_batch(
+        &self,
+        ctx: &Context,
+        work: &[KeyWork<'_, AgentState, Event>],
+    ) -> Vec<Vec<Step>> {
+        let mut steps: Vec<Vec<Step>> = work
+            .iter()
+            .map(|w| vec![Step::NoOp; w.events.len()])
+            .collect();
+        // (stream position, slot, event index, action)
+        let mut planned: Vec<(usize, usize, usize, Action)> = Vec::new();
+        let mut holding: HashSet<AgentId> = HashSet::new();
+        for (slot, w) in work.iter().enumerate() {
+            let Some(state) = w.state else {
+                let why = format!("no state was loaded for agent {}", w.key);
+                steps[slot] = vec![Step::Failed(why); w.events.len()];
+                continue;
+            };
+            let current = match &state.profile {
+                None => None,
+                Some(Ok(p)) => Some(p),
+                Some(Err(e)) => {
+                    steps[slot] = vec![Step::Invalid(e.clone()); w.events.len()];
+                    continue;
                 }
             };
-            steps[i] = match result {
-                Ok(true) => Step::Applied,
-                Ok(false) => Step::NoOp,
-                Err(ExecError::Transient(e)) => Step::Failed(e),
-                Err(ExecError::Permanent(e)) => Step::Invalid(e),
-            };
-            if matches!(steps[i], Step::Failed(_)) {
-                break;
+            if let Some(p) = current.filter(|p| p.extension.is_some()) {
+                holding.insert(p.agent.clone());
+            }
+            for (i, action) in plan(current, &w.events) {
+                let at = w.positions.get(i).copied().unwrap_or(usize::MAX);
+                planned.push((at, slot, i, action));
+            }
+        }
+        if planned.is_empty() {
+            return steps;
+        }
+        planned.sort_by_key(|(at, slot, i, _)| (*at, *slot, *i));
+        let actions: Vec<&Action> = planned.iter().map(|(_, _, _, a)| a).collect();
+        let (view, pools) = match read_view(ctx, &actions, holding).await {
+            Ok(v) => v,
+            Err(e) => {
+                let step = match e {
+                    ExecError::Transient(m) => Step::Failed(format!("reading the pool: {m}")),
+                    ExecError::Permanent(m) => Step::Invalid(format!("reading the pool: {m}")),
+                };
+                for (_, slot, i, _) in &planned {
+                    steps[*slot][*i] = step.clone();
+                }
+                return steps;
+            }
+        };
+        let sched = schedule::schedule(&actions, view);
+        let pools = Arc::new(Mutex::new(
+            pools.with_spares(sched.spare_free, sched.spare_waiting),
+        ));
+
+        // Each agent's ops in stream order; agents concurrently.
+        let mut by_slot: Vec<Vec<(usize, Op)>> = vec![Vec::new(); work.len()];
+        for ((_, slot, i, _), op) in planned.iter().zip(sched.ops) {
+            by_slot[*slot].push((*i, op));
+        }
+        let pools = &pools;
+        let futures: Vec<_> = by_slot
+            .into_iter()
+            .enumerate()
+            .filter(|(_, ops)| !ops.is_empty())
+            .map(|(slot, ops)| async move {
+                let mut out = Vec::with_capacity(ops.len());
+                for (i, op) in ops {
+                    let step = match run(ctx, pools, op).await {
+                        Ok(true) => Step::Applied,
+                        Ok(false) => Step::NoOp,
+                        Err(ExecError::Transient(e)) => Step::Failed(e),
+                        Err(ExecError::Permanent(e)) => Step::Invalid(e),
+                    };
+                    let failed = matches!(step, Step::Failed(_));
+                    out.push((i, step));
+                    if failed {
+                        break;
+                    }
+                }
+                (slot, out)
+            })
+            .collect();
+        let done: Vec<(usize, Vec<(usize, Step)>)> = futures::stream::iter(futures)
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect()
+            .await;
+        for (slot, out) in done {
+            for (i, step) in out {
+                steps[slot][i] = step;
             }
         }
         steps
+    }
+}
+
+/// Reads what [`schedule`] needs: the owners of the extensions the batch
+/// gives back or restores (one consistent BatchGetItem), the lowest free
+/// extensions (as many as the batch assigns, and a quarter more for
+/// races), and, when the batch releases any, the longest-waiting agents.
+/// Also the spare pools, marked with what was read.
+async fn read_view(
+    ctx: &Context,
+    actions: &[&Action],
+    holding: HashSet<AgentId>,
+) -> Result<(View, Pools), ExecError> {
+    let mut view = View {
+        holding,
+        ..View::default()
+    };
+    let mut pools = Pools::default();
+    let mut wanted: Vec<Extension> = Vec::new();
+    let (mut releases, mut assigns) = (0usize, 0usize);
+    for a in actions {
+        match a {
+            Action::Release { extension, .. } => {
+                releases += 1;
+                wanted.push(extension.clone());
+            }
+            Action::Assign { prior, .. } => {
+                assigns += 1;
+                wanted.extend(prior.iter().cloned());
+            }
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    if !wanted.is_empty() {
+        let keys: Vec<Key> = wanted.iter().cloned().map(Key::Extension).collect();
+        for x in &wanted {
+            view.owners.insert(x.clone(), None);
+        }
+        for item in ctx.exec.batch_get(&keys, true).await? {
+            if let Ok(e) = ExtItem::from_item(&item) {
+                if let ExtState::Assigned { agent, .. } = e.state {
+                    view.owners.insert(e.extension, AgentId::new(agent).ok());
+                }
+            }
+        }
+    }
+    if assigns > 0 {
+        let want = assigns + assigns / 4 + 1;
+        let free = refill(ctx, FREE, want, &HashSet::new(), |item| {
+            let x = ExtItem::from_item(item).ok()?;
+            matches!(x.state, ExtState::Free).then_some(x.extension)
+        })
+        .await?;
+        pools.free.exhausted = free.len() < want;
+        pools.want = want;
+        view.free = free;
+    }
+    if releases > 0 {
+        let want = releases + assigns;
+        let waiting = refill(ctx, WAITING, want, &HashSet::new(), |item| {
+            Profile::from_item(item)
+                .ok()
+                .filter(|p| p.extension.is_none())
+        })
+        .await?;
+        pools.waiting.exhausted = waiting.len() < want;
+        view.waiting = waiting
+            .iter()
+            .map(|p| (p.queue_key.clone().unwrap_or_default(), Waiter::from(p)))
+            .collect();
+    }
+    for x in &view.free {
+        pools.free.tried.insert(x.to_string());
+    }
+    for x in &wanted {
+        pools.free.tried.insert(x.to_string());
+    }
+    for (_, w) in &view.waiting {
+        pools.waiting.tried.insert(w.agent.to_string());
+    }
+    for a in actions {
+        if let Action::Assign { profile, .. } = a {
+            pools.waiting.tried.insert(profile.agent.to_string());
+        }
+    }
+    Ok((view, pools))
+}
+
+/// Runs one scheduled op. A race the view could not see (another writer
+/// took the extension, or served the agent) falls back to the batch's
+/// spare candidates.
+async fn run(ctx: &Context, pools: &Arc<Mutex<Pools>>, op: Op) -> Result<bool, ExecError> {
+    match op {
+        Op::Nothing => Ok(false),
+        Op::Wait { agent } => {
+            warn!(
+                agent_id = %agent,
+                "extension pool exhausted: the agent stays waiting until an extension is freed"
+            );
+            Ok(false)
+        }
+        Op::Claim { agent, x } => match claim(ctx, &agent, &x, None, "claim").await? {
+            Claim::Done => {
+                info!(agent_id = %agent.agent, extension = %x, "extension assigned");
+                Ok(true)
+            }
+            // Served already (or gone); `x` may still be free: a spare.
+            Claim::AgentDone => {
+                pools.lock().await.free.items.push_front(x);
+                Ok(false)
+            }
+            Claim::ExtTaken => assign(ctx, pools, &agent, None).await,
+        },
+        Op::Restore { agent, x } => assign(ctx, pools, &agent, Some(&x)).await,
+        Op::Handover { from, x, to } => match claim(ctx, &to, &x, Some(&from), "handover").await? {
+            Claim::Done => {
+                info!(agent_id = %to.agent, extension = %x, released_by = %from, "extension handed over to the longest-waiting agent");
+                Ok(true)
+            }
+            // The waiter was served meanwhile, or left: the next one.
+            Claim::AgentDone => release(ctx, pools, &from, &x).await,
+            // `x` is no longer the departed agent's: `to` did not get it
+            // and is first in line for a spare.
+            Claim::ExtTaken => {
+                pools.lock().await.waiting.items.push_front(to);
+                Ok(false)
+            }
+        },
+        Op::Free { from, x } => {
+            if !free(ctx, &from, &x).await? {
+                return Ok(false);
+            }
+            info!(agent_id = %from, extension = %x, "extension freed");
+            Ok(true)
+        }
     }
 }
 
@@ -544,13 +761,12 @@ fn not_holding(x: &Extension) -> Expr {
 async fn assign(
     ctx: &Context,
     pools: &Arc<Mutex<Pools>>,
-    profile: &Profile,
+    w: &Waiter,
     prior: Option<&Extension>,
 ) -> Result<bool, ExecError> {
-    let w = Waiter::from(profile);
     if let Some(x) = prior {
         // The profile was overwritten without its extension: give it back.
-        if let Claim::Done = claim(ctx, &w, x, Some(&w.agent), "restore").await? {
+        if let Claim::Done = claim(ctx, w, x, Some(&w.agent), "restore").await? {
             info!(agent_id = %w.agent, extension = %x, "extension restored to its agent");
             return Ok(true);
         }
@@ -570,7 +786,7 @@ async fn assign(
                 }
             }
         };
-        match claim(ctx, &w, &candidate, None, "claim").await? {
+        match claim(ctx, w, &candidate, None, "claim").await? {
             Claim::Done => {
                 info!(agent_id = %w.agent, extension = %candidate, "extension assigned");
                 return Ok(true);
@@ -631,14 +847,7 @@ async fn release(
                     p.waiting.items.pop_front()
                 };
                 if let Some(w) = late {
-                    let profile = Profile {
-                        agent: w.agent.clone(),
-                        agent_arn: w.agent_arn.clone(),
-                        username: w.username.clone(),
-                        extension: None,
-                        waiting: true,
-                    };
-                    if let Err(e) = assign(ctx, pools, &profile, None).await {
+                    if let Err(e) = assign(ctx, pools, &w, None).await {
                         warn!(agent_id = %w.agent, error = %e, "a waiting agent could not take a freed extension yet");
                     }
                 }
@@ -710,7 +919,7 @@ pub async fn settle(ctx: &Context) -> Result<Settled, ExecError> {
     }));
     let mut done = Settled::default();
     for profile in &waiters {
-        if assign(ctx, &pools, profile, None).await? {
+        if assign(ctx, &pools, &Waiter::from(profile), None).await? {
             done.assigned += 1;
         } else if pools.lock().await.free.exhausted {
             done.still_waiting = (waiters.len() as u64).saturating_sub(done.assigned);
@@ -876,6 +1085,9 @@ mod tests {
             username: None,
             extension: x.map(ext),
             waiting: x.is_none(),
+            queue_key: x
+                .is_none()
+                .then(|| format!("2026-11-20T08:00:00.000000Z#{id}")),
         }
     }
 
@@ -887,7 +1099,8 @@ mod tests {
         };
         let actions = plan(Some(&profile("a1", None)), &[&a, &a]);
         assert_eq!(actions.len(), 1);
-        assert!(matches!(actions[0], (1, Action::Assign { .. })));
+        // It answers the first arrival (where a cut batch would serve it).
+        assert!(matches!(actions[0], (0, Action::Assign { .. })));
         assert!(plan(Some(&profile("a1", Some("0001"))), &[&a]).is_empty());
         assert!(plan(None, &[&a]).is_empty());
     }

@@ -33,6 +33,15 @@ pub struct Profile {
     pub extension: Option<Extension>,
     /// `gsi1pk = EXT#WAITING`.
     pub waiting: bool,
+    /// Its place in the waiting queue (`gsi1sk`, `{since}#{agent_id}`)
+    /// while it waits.
+    pub queue_key: Option<String>,
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.agent.as_str())
+    }
 }
 
 impl Profile {
@@ -61,6 +70,9 @@ impl Profile {
             agent_arn: s(item, "agent_arn").map(str::to_owned),
             username: s(item, "username").map(str::to_owned),
             waiting: s(item, "gsi1pk") == Some(WAITING),
+            queue_key: (s(item, "gsi1pk") == Some(WAITING))
+                .then(|| s(item, "gsi1sk").map(str::to_owned))
+                .flatten(),
             extension,
             agent,
         })

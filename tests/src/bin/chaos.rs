@@ -29,7 +29,9 @@ fn arg<T: std::str::FromStr>(n: usize, default: T) -> T {
 #[tokio::main]
 async fn main() -> ExitCode {
     streamfold_tests::require_endpoint();
-    let scale: usize = arg(1, 1usize).max(1);
+    // A fraction makes a quick run: 0.024 is 48 extension arrivals.
+    let scale: f64 = arg(1, 1.0f64).max(0.001);
+    let sized = |n: usize| ((n as f64 * scale).round() as usize).max(1);
     let rates: Vec<f64> = std::env::args()
         .nth(2)
         .unwrap_or_else(|| "0.1,0.3".to_owned())
@@ -56,13 +58,13 @@ async fn main() -> ExitCode {
     };
     let workloads = [
         Workload::Messaging {
-            groups: 60 * scale,
-            messages: 3_000 * scale,
+            groups: sized(60),
+            messages: sized(3_000),
         },
-        Workload::Agents { agents: 12 * scale },
+        Workload::Agents { agents: sized(12) },
         Workload::Extensions {
-            agents: 2_000 * scale,
-            pool: 1_800 * scale,
+            agents: sized(2_000),
+            pool: sized(1_800),
         },
     ];
     println!(

@@ -523,6 +523,18 @@ async fn write_directory(
 }
 
 /// The census, checked: every invariant holds and nothing is pending.
+/// Which agent holds which extension.
+async fn assignments(t: &TestTable) -> BTreeMap<String, String> {
+    t.items_of_type("ext")
+        .await
+        .iter()
+        .filter_map(|x| {
+            let agent = x["agent_id"].as_str()?;
+            Some((x["extension"].as_str()?.to_owned(), agent.to_owned()))
+        })
+        .collect()
+}
+
 async fn pool_census(t: &TestTable, seed: u64) -> extensions::census::Census {
     let c = extensions::census::census(t.exec())
         .await
@@ -558,6 +570,26 @@ async fn extensions_any_order_batching_and_duplication_keep_the_pool_invariants(
         deliver(&extensions::Extensions, &reference, &records, seed).await;
         let want = pool_census(&reference, seed).await;
         assert_eq!(want.pool_size, pool as u64, "seed {seed}");
+
+        // In stream order, cut anywhere, some batches twice: the same
+        // agents hold the same extensions (the pool is served in stream
+        // order, whatever the batches).
+        let cut = table("prop-ext-cut").await;
+        let records = write_directory(&cut, pool, &log).await;
+        let mut rest = records.as_slice();
+        while !rest.is_empty() {
+            let (batch, more) = rest.split_at(rng.usize(1..=rest.len().min(5)));
+            for _ in 0..rng.usize(1..=2) {
+                deliver(&extensions::Extensions, &cut, batch, seed).await;
+            }
+            rest = more;
+        }
+        assert_eq!(
+            assignments(&cut).await,
+            assignments(&reference).await,
+            "seed {seed}"
+        );
+        cut.drop_table().await;
 
         // Any order, any batches, every record one to three times.
         let t = table("prop-ext").await;

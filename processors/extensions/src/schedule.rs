@@ -1,0 +1,444 @@
+//! A batch's schedule: which agent gets which extension, decided before
+//! anything is written.
+//!
+//! The agents of a batch share one resource, the pool, so who gets what must
+//! not depend on which transaction happens to run first. [`schedule`] walks
+//! the batch's actions in stream order against one view of the pool (the
+//! lowest free extensions, the longest-waiting agents, the current owner of
+//! every extension the batch gives back) and names, for each action, the one
+//! transaction that serves it, as if the records had been applied one by one.
+//!
+//! That makes the outcome a function of the stream alone: a redelivery after
+//! a crash that committed any subset of the transactions schedules the rest
+//! exactly as before (the committed ones drop out: their agents hold an
+//! extension, their releases no longer own one), and so does a batch cut at
+//! another record. Only a real race with another writer (a conditional
+//! write that finds the view stale) leaves the schedule, to the next spare
+//! candidate.
+//!
+//! Pure: the unit tests below replay batches cut and crashed at every point.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use streamfold_shared::ids::AgentId;
+use streamfold_shared::keys::Extension;
+
+use crate::Action;
+use crate::model::Waiter;
+
+/// The transaction that serves one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// `agent` takes the free extension `x`.
+    Claim { agent: Waiter, x: Extension },
+    /// The profile was overwritten without its extension, which still names
+    /// it: give it back.
+    Restore { agent: Waiter, x: Extension },
+    /// `x` of the departed `from` goes straight to the waiting `to`.
+    Handover {
+        from: AgentId,
+        x: Extension,
+        to: Waiter,
+    },
+    /// `x` of the departed `from` goes back to the pool.
+    Free { from: AgentId, x: Extension },
+    /// No free extension: the agent waits for a release.
+    Wait { agent: AgentId },
+    /// Already done (a redelivered release, or an agent served earlier in
+    /// the batch).
+    Nothing,
+}
+
+/// The pool as a batch sees it before it writes.
+#[derive(Debug, Default, Clone)]
+pub struct View {
+    /// The agent each released or restored extension names now (`None`:
+    /// free, or no such item).
+    pub owners: HashMap<Extension, Option<AgentId>>,
+    /// The lowest free extensions, ascending: a prefix of the free queue
+    /// at least as long as the batch has assignments.
+    pub free: Vec<Extension>,
+    /// The longest-waiting agents with their queue keys, oldest first: a
+    /// prefix of the waiting queue at least as long as the batch has
+    /// releases and assignments together.
+    pub waiting: Vec<(String, Waiter)>,
+    /// Agents of the batch that hold an extension already (a consistent
+    /// read): a queue entry of theirs is stale.
+    pub holding: HashSet<AgentId>,
+}
+
+/// The ops, one per action in the order given, and what is left of the
+/// view for races (spares).
+#[derive(Debug, Default)]
+pub struct Schedule {
+    pub ops: Vec<Op>,
+    /// Free extensions no op uses, ascending.
+    pub spare_free: Vec<Extension>,
+    /// Waiting agents no op serves, oldest first.
+    pub spare_waiting: Vec<Waiter>,
+}
+
+/// Where an agent stands in line: queue entries by their key, then agents
+/// of the batch that wait without one, in stream order.
+type Place = (u8, String);
+
+/// Schedules `actions` (stream order) against `view`. Each arrival takes
+/// the lowest extension free at its turn (its own, if the profile lost it
+/// to an overwrite); each release hands its extension to the agent waiting
+/// longest at its turn, or frees it; an arrival that finds nothing free
+/// joins the line.
+pub fn schedule(actions: &[&Action], view: View) -> Schedule {
+    let View {
+        mut owners,
+        free,
+        waiting,
+        holding,
+    } = view;
+    let mut free: BTreeSet<Extension> = free.into_iter().collect();
+    let mut line: BTreeMap<Place, Waiter> = BTreeMap::new();
+    let mut place_of: HashMap<AgentId, Place> = HashMap::new();
+    for (key, w) in waiting {
+        if holding.contains(&w.agent) || place_of.contains_key(&w.agent) {
+            continue;
+        }
+        let place = (0, key);
+        place_of.insert(w.agent.clone(), place.clone());
+        line.insert(place, w);
+    }
+    let mut served: HashSet<AgentId> = HashSet::new();
+    let mut ops = Vec::with_capacity(actions.len());
+    for (n, action) in actions.iter().enumerate() {
+        let op = match action {
+            Action::Release { agent, extension } => {
+                if owners.get(extension) != Some(&Some(agent.clone())) {
+                    Op::Nothing
+                } else {
+                    owners.insert(extension.clone(), None);
+                    match line.pop_first() {
+                        Some((_, to)) => {
+                            place_of.remove(&to.agent);
+                            served.insert(to.agent.clone());
+                            Op::Handover {
+                                from: agent.clone(),
+                                x: extension.clone(),
+                                to,
+                            }
+                        }
+                        None => {
+                            free.insert(extension.clone());
+                            Op::Free {
+                                from: agent.clone(),
+                                x: extension.clone(),
+                            }
+                        }
+                    }
+                }
+            }
+            Action::Assign { profile, prior } => {
+                let w = Waiter::from(profile);
+                if served.contains(&w.agent) {
+                    Op::Nothing
+                } else {
+                    if let Some(place) = place_of.remove(&w.agent) {
+                        line.remove(&place);
+                    }
+                    let restore = prior
+                        .as_ref()
+                        .filter(|x| owners.get(*x) == Some(&Some(w.agent.clone())));
+                    if let Some(x) = restore {
+                        served.insert(w.agent.clone());
+                        Op::Restore {
+                            agent: w,
+                            x: x.clone(),
+                        }
+                    } else if let Some(x) = free.pop_first() {
+                        served.insert(w.agent.clone());
+                        Op::Claim { agent: w, x }
+                    } else {
+                        let place = match &profile.queue_key {
+                            Some(k) => (0, k.clone()),
+                            None => (1, format!("{n:012}")),
+                        };
+                        place_of.insert(w.agent.clone(), place.clone());
+                        line.insert(place, w.clone());
+                        Op::Wait { agent: w.agent }
+                    }
+                }
+            }
+        };
+        ops.push(op);
+    }
+    Schedule {
+        ops,
+        spare_free: free.into_iter().collect(),
+        spare_waiting: line.into_values().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Profile;
+
+    fn agent(n: usize) -> AgentId {
+        AgentId::new(format!("a{n:03}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn ext(n: usize) -> Extension {
+        Extension::new(&format!("{n:04}")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn since(n: usize) -> String {
+        format!("2026-11-20T08:00:{:02}.000000Z#a{n:03}", n % 60)
+    }
+
+    fn waiter(n: usize) -> Waiter {
+        Waiter {
+            agent: agent(n),
+            agent_arn: None,
+            username: None,
+        }
+    }
+
+    fn arrive(n: usize) -> Action {
+        Action::Assign {
+            profile: Profile {
+                agent: agent(n),
+                agent_arn: None,
+                username: None,
+                extension: None,
+                waiting: true,
+                queue_key: Some(since(n)),
+            },
+            prior: None,
+        }
+    }
+
+    fn depart(n: usize, x: usize) -> Action {
+        Action::Release {
+            agent: agent(n),
+            extension: ext(x),
+        }
+    }
+
+    /// A small model of the table: who holds what, who waits.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    struct Table {
+        /// extension → holder (absent: free)
+        held: BTreeMap<usize, usize>,
+        pool: usize,
+        /// agents waiting (profile without extension), by id
+        waiting: BTreeSet<usize>,
+    }
+
+    impl Table {
+        fn holder_of(&self, x: usize) -> Option<usize> {
+            self.held.get(&x).copied()
+        }
+
+        fn holds(&self, a: usize) -> bool {
+            self.held.values().any(|h| *h == a)
+        }
+
+        /// The view a batch reads: a profile for every agent of the batch,
+        /// the queues, the owners of the released extensions.
+        fn view(&self, actions: &[Action]) -> (Vec<Action>, View) {
+            let mut kept = Vec::new();
+            let mut view = View::default();
+            for a in actions {
+                match a {
+                    Action::Release { extension, .. } => {
+                        let x: usize = extension.as_str().parse().unwrap_or_default();
+                        view.owners
+                            .insert(extension.clone(), self.holder_of(x).map(agent));
+                        kept.push(a.clone());
+                    }
+                    Action::Assign { profile, .. } => {
+                        let n: usize = profile.agent.as_str()[1..].parse().unwrap_or_default();
+                        // plan() drops the arrival of an agent that holds one
+                        if self.waiting.contains(&n) {
+                            kept.push(a.clone());
+                        } else {
+                            view.holding.insert(agent(n));
+                        }
+                    }
+                }
+            }
+            view.free = (0..self.pool)
+                .filter(|x| self.holder_of(*x).is_none())
+                .map(ext)
+                .collect();
+            view.waiting = self
+                .waiting
+                .iter()
+                .map(|n| (since(*n), waiter(*n)))
+                .collect();
+            (kept, view)
+        }
+
+        /// Commits one op, as its conditional transaction would.
+        fn commit(&mut self, op: &Op) {
+            let num = |a: &AgentId| a.as_str()[1..].parse::<usize>().unwrap_or_default();
+            let x_of = |x: &Extension| x.as_str().parse::<usize>().unwrap_or_default();
+            match op {
+                Op::Claim { agent, x } | Op::Restore { agent, x } => {
+                    assert!(!self.holds(num(&agent.agent)));
+                    self.held.insert(x_of(x), num(&agent.agent));
+                    self.waiting.remove(&num(&agent.agent));
+                }
+                Op::Handover { from, x, to } => {
+                    assert_eq!(self.holder_of(x_of(x)), Some(num(from)));
+                    self.held.insert(x_of(x), num(&to.agent));
+                    self.waiting.remove(&num(&to.agent));
+                }
+                Op::Free { from, x } => {
+                    assert_eq!(self.holder_of(x_of(x)), Some(num(from)));
+                    self.held.remove(&x_of(x));
+                }
+                Op::Wait { .. } | Op::Nothing => {}
+            }
+        }
+
+        /// Applies a batch: schedule, then commit the ops `keep` picks.
+        fn apply(&mut self, actions: &[Action], keep: impl Fn(usize) -> bool) {
+            let (kept, view) = self.view(actions);
+            let refs: Vec<&Action> = kept.iter().collect();
+            let s = schedule(&refs, view);
+            for (i, op) in s.ops.iter().enumerate() {
+                if keep(i) {
+                    self.commit(op);
+                }
+            }
+        }
+    }
+
+    /// Departures free what they held in the stream; arrivals become
+    /// waiting profiles before the batch runs (sources come first).
+    fn stream(table: &mut Table, records: &[(bool, usize)]) -> Vec<Action> {
+        records
+            .iter()
+            .map(|&(arrives, n)| {
+                if arrives {
+                    table.waiting.insert(n);
+                    arrive(n)
+                } else {
+                    let x = table
+                        .held
+                        .iter()
+                        .find(|(_, h)| **h == n)
+                        .map(|(x, _)| *x)
+                        .unwrap_or(usize::MAX);
+                    table.waiting.remove(&n);
+                    depart(n, x)
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn arrivals_take_the_lowest_free_in_stream_order_and_the_rest_wait() {
+        let mut t = Table {
+            pool: 3,
+            ..Table::default()
+        };
+        let actions = stream(&mut t, &[(true, 5), (true, 2), (true, 9), (true, 1)]);
+        let (kept, view) = t.view(&actions);
+        let s = schedule(&kept.iter().collect::<Vec<_>>(), view);
+        assert_eq!(
+            s.ops,
+            vec![
+                Op::Claim {
+                    agent: waiter(5),
+                    x: ext(0)
+                },
+                Op::Claim {
+                    agent: waiter(2),
+                    x: ext(1)
+                },
+                Op::Claim {
+                    agent: waiter(9),
+                    x: ext(2)
+                },
+                Op::Wait { agent: agent(1) },
+            ]
+        );
+        assert!(s.spare_free.is_empty());
+        assert_eq!(s.spare_waiting, vec![waiter(1)]);
+    }
+
+    #[test]
+    fn releases_go_to_the_longest_waiting_then_back_to_the_pool() {
+        let mut t = Table {
+            pool: 2,
+            held: BTreeMap::from([(0, 10), (1, 11)]),
+            waiting: BTreeSet::from([30]),
+        };
+        let actions = stream(&mut t, &[(false, 11), (false, 10), (true, 40)]);
+        t.apply(&actions, |_| true);
+        // 30 waited longest: it gets 11's extension; 10's goes to the pool
+        // and the arrival after it takes it.
+        assert_eq!(t.held, BTreeMap::from([(0, 40), (1, 30)]));
+        assert!(t.waiting.is_empty());
+    }
+
+    #[test]
+    fn a_redelivered_release_or_arrival_does_nothing() {
+        let mut t = Table {
+            pool: 2,
+            held: BTreeMap::from([(0, 10)]),
+            waiting: BTreeSet::from([30]),
+        };
+        let actions = stream(&mut t, &[(false, 10), (true, 31)]);
+        t.apply(&actions, |_| true);
+        let after = t.clone();
+        let (kept, view) = t.view(&actions);
+        let s = schedule(&kept.iter().collect::<Vec<_>>(), view);
+        assert!(s.ops.iter().all(|op| *op == Op::Nothing), "{:?}", s.ops);
+        assert_eq!(t, after);
+    }
+
+    /// The outcome of a churn is the same whether the stream comes as one
+    /// batch, or a batch crashes after committing any subset of its ops and
+    /// is delivered again, or is cut anywhere: the schedule depends on the
+    /// stream, not on what happened to run first.
+    #[test]
+    fn crashes_and_cuts_anywhere_give_the_one_batch_outcome() {
+        let phases: Vec<Vec<(bool, usize)>> = vec![
+            (0..12).map(|n| (true, n)).collect(),
+            (0..12).step_by(4).map(|n| (false, n)).collect(),
+            (12..16).map(|n| (true, n)).collect(),
+        ];
+        let run = |crash: &dyn Fn(usize, usize) -> bool, cut: usize| {
+            let mut t = Table {
+                pool: 10,
+                ..Table::default()
+            };
+            for (p, phase) in phases.iter().enumerate() {
+                let actions = stream(&mut t, phase);
+                // a first delivery that commits only what `crash` keeps
+                t.apply(&actions, |i| crash(p, i));
+                // then the stream again, cut at `cut`
+                let cut = cut.min(actions.len());
+                t.apply(&actions[..cut], |_| true);
+                t.apply(&actions[cut..], |_| true);
+            }
+            t
+        };
+        let reference = run(&|_, _| true, usize::MAX);
+        assert_eq!(reference.waiting, BTreeSet::from([13, 14, 15]));
+        for seed in 0..200u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut bits = Vec::new();
+            for _ in 0..48 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bits.push(state % 3 != 0);
+            }
+            let crash = |p: usize, i: usize| bits[(p * 16 + i) % bits.len()];
+            for cut in [0, 1, 3, 7, usize::MAX] {
+                assert_eq!(run(&crash, cut), reference, "seed {seed}, cut {cut}");
+            }
+        }
+    }
+}
