@@ -179,10 +179,10 @@ pub async fn resolve(app: &App, agent: &str) -> Result<AgentId> {
 
 /// The profile of an agent id or, failing that, a username (gsi2).
 pub async fn find_profile(app: &App, agent: &str) -> Result<Option<Item>> {
-    if let Ok(id) = AgentId::new(agent) {
-        if let Some(item) = app.ctx.exec.get(&Key::Profile(id), true).await? {
-            return Ok(Some(item));
-        }
+    if let Ok(id) = AgentId::new(agent)
+        && let Some(item) = app.ctx.exec.get(&Key::Profile(id), true).await?
+    {
+        return Ok(Some(item));
     }
     let out = app
         .ddb()

@@ -131,13 +131,13 @@ pub async fn run(
             "created {}  deleted {}  renamed {}  unchanged {}  other instances {}",
             report.created, report.deleted, report.renamed, report.unchanged, report.foreign
         );
-        if let Some(s) = report.settled {
-            if s.assigned > 0 || s.still_waiting > 0 {
-                println!(
-                    "{} waiting agents got an extension; {} still waiting",
-                    s.assigned, s.still_waiting
-                );
-            }
+        if let Some(s) = report.settled
+            && (s.assigned > 0 || s.still_waiting > 0)
+        {
+            println!(
+                "{} waiting agents got an extension; {} still waiting",
+                s.assigned, s.still_waiting
+            );
         }
         if let Some((rows, url)) = &report.exported {
             println!("exported {rows} extensions to {url}");

@@ -385,11 +385,11 @@ pub async fn run(
         };
         let n = match &batch {
             Batch::Table(records) => {
-                if opts.restore_sources {
-                    if let Err(e) = restore_sources(exec, records).await {
-                        failure = Some(e.into());
-                        break;
-                    }
+                if opts.restore_sources
+                    && let Err(e) = restore_sources(exec, records).await
+                {
+                    failure = Some(e.into());
+                    break;
                 }
                 let sum = pipeline
                     .run_table_batch_retrying(records, opts.max_retries, batch_backoff())

@@ -175,10 +175,10 @@ pub async fn create(client: &Client, name: &str, schema: &Schema) -> Result<bool
 async fn wait_active(client: &Client, name: &str) -> Result<()> {
     for _ in 0..600 {
         let out = client.describe_table().table_name(name).send().await;
-        if let Ok(out) = out {
-            if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
-                return Ok(());
-            }
+        if let Ok(out) = out
+            && out.table.and_then(|t| t.table_status) == Some(TableStatus::Active)
+        {
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

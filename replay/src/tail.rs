@@ -879,7 +879,7 @@ impl<S: Sink> Reader<S> {
                     if !pause(&mut stop, batch_backoff().delay(errors.min(8))).await {
                         return Ok(ReaderEnd::Stopped);
                     }
-                    if errors % 5 == 0 {
+                    if errors.is_multiple_of(5) {
                         // The iterator itself may be bad: start again from
                         // the last record read.
                         if let Some(it) = self.open(last.as_deref()).await? {
@@ -1100,10 +1100,10 @@ async fn drive<S: Sink>(
     }
     // Let the readers finish their batch in flight.
     while let Some(joined) = readers.join_next().await {
-        if let Ok((shard, (Err(e), _))) = joined {
-            if !e.is::<Abandoned>() {
-                warn!(shard = %shard, error = %e, "shard reader failed");
-            }
+        if let Ok((shard, (Err(e), _))) = joined
+            && !e.is::<Abandoned>()
+        {
+            warn!(shard = %shard, error = %e, "shard reader failed");
         }
     }
     Ok(())

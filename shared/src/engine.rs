@@ -392,15 +392,15 @@ async fn run_batch_inner<P: Processor>(
         .collect();
     let report = BatchReport { outcomes, failures };
     let c = report.counts();
-    if let Some(first) = report.first_failure() {
-        if let Outcome::Failed(why) = &report.outcomes[first] {
-            warn!(
-                processor = processor.name(),
-                failed = c.failed,
-                first_failure = %why,
-                "batch has failed records; they will be retried"
-            );
-        }
+    if let Some(first) = report.first_failure()
+        && let Outcome::Failed(why) = &report.outcomes[first]
+    {
+        warn!(
+            processor = processor.name(),
+            failed = c.failed,
+            first_failure = %why,
+            "batch has failed records; they will be retried"
+        );
     }
     info!(
         processor = processor.name(),

@@ -952,13 +952,12 @@ impl DryRun {
 
     /// Flushes the output; the first write error, if any.
     pub fn finish(&self) -> Result<DryRunStats, String> {
-        if let Ok(mut out) = self.out.lock() {
-            if let Some(w) = out.as_mut() {
-                if let Err(e) = w.flush() {
-                    self.fail(&e);
-                    *out = None;
-                }
-            }
+        if let Ok(mut out) = self.out.lock()
+            && let Some(w) = out.as_mut()
+            && let Err(e) = w.flush()
+        {
+            self.fail(&e);
+            *out = None;
         }
         match self.error.lock().ok().and_then(|e| e.clone()) {
             Some(e) => Err(e),

@@ -612,7 +612,7 @@ async fn messaging(
             rng.usize(0..=a)
         };
         let [x, y] = pair(g);
-        let sender = if counts[g] % 2 == 0 { x } else { y };
+        let sender = if counts[g].is_multiple_of(2) { x } else { y };
         all.push((g, message(g, counts[g], &sender)?));
         counts[g] += 1;
     }

@@ -248,12 +248,11 @@ async fn put(c: &Client, table: &str, item: Item) -> Result<()> {
 /// heartbeat repeating the stored snapshot), as streamfold decides it.
 fn next_profile(stored: Option<Item>, ev: &AgentEvent) -> Option<Item> {
     let at = ev.at.to_string();
-    if let Some(p) = &stored {
-        if let (Some(a), Some(i)) = (s(p, "last_event_at"), s(p, "last_event_id")) {
-            if (a, i) >= (at.as_str(), ev.id.as_str()) {
-                return None;
-            }
-        }
+    if let Some(p) = &stored
+        && let (Some(a), Some(i)) = (s(p, "last_event_at"), s(p, "last_event_id"))
+        && (a, i) >= (at.as_str(), ev.id.as_str())
+    {
+        return None;
     }
     let (set, absent) = profile_fields(ev);
     if let Some(p) = &stored {

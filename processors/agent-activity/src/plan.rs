@@ -232,13 +232,13 @@ pub fn activity_item(ev: &AgentEvent, retention_days: i64) -> Option<Item> {
         .previous
         .as_ref()
         .and_then(|p| p.routing_profile.as_ref());
-    if let Some(prev_rp) = prev_rp {
-        if cur.routing_profile.as_ref() != Some(prev_rp) {
-            item.insert(
-                "previous_routing_profile".to_owned(),
-                sv(prev_rp.name.as_str()),
-            );
-        }
+    if let Some(prev_rp) = prev_rp
+        && cur.routing_profile.as_ref() != Some(prev_rp)
+    {
+        item.insert(
+            "previous_routing_profile".to_owned(),
+            sv(prev_rp.name.as_str()),
+        );
     }
     if let Some(next) = &cur.next_status {
         item.insert("next_status".to_owned(), sv(next.name.as_str()));

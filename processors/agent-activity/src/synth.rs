@@ -137,7 +137,7 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
             let id = format!("{}-c{c:04}", agent.id);
             let contact = |state: &str, at: i64| {
                 json!({
-                    "Channel": if c % 4 == 0 { "CHAT" } else { "VOICE" },
+                    "Channel": if c.is_multiple_of(4) { "CHAT" } else { "VOICE" },
                     "ConnectedToAgentTimestamp": null, "ContactId": id, "InitialContactId": null,
                     "InitiationMethod": "INBOUND",
                     "Queue": {"ARN": format!("{INSTANCE}/queue/q-basic"), "Name": "BasicQueue", "Channels": ["VOICE"]},

@@ -217,16 +217,16 @@ pub fn plan(current: Option<&Profile>, events: &[&Event]) -> Vec<(usize, Action)
             }
         }
     }
-    if let (Some((i, prior)), Some(p)) = (arrival, current) {
-        if p.extension.is_none() {
-            actions.push((
-                i,
-                Action::Assign {
-                    profile: p.clone(),
-                    prior,
-                },
-            ));
-        }
+    if let (Some((i, prior)), Some(p)) = (arrival, current)
+        && p.extension.is_none()
+    {
+        actions.push((
+            i,
+            Action::Assign {
+                profile: p.clone(),
+                prior,
+            },
+        ));
     }
     actions
 }
@@ -344,10 +344,10 @@ where
         let limit = i32::try_from((want + tried.len()).min(1000)).unwrap_or(1000);
         let (items, next) = model::queue_page(ctx, queue, limit, start).await?;
         for item in &items {
-            if let Some(c) = parse(item) {
-                if !tried.contains(&c.to_string()) {
-                    found.push(c);
-                }
+            if let Some(c) = parse(item)
+                && !tried.contains(&c.to_string())
+            {
+                found.push(c);
             }
         }
         if found.len() >= want || next.is_none() {
@@ -562,10 +562,10 @@ async fn read_view(
             view.owners.insert(x.clone(), None);
         }
         for item in ctx.exec.batch_get(&keys, true).await? {
-            if let Ok(e) = ExtItem::from_item(&item) {
-                if let ExtState::Assigned { agent, .. } = e.state {
-                    view.owners.insert(e.extension, AgentId::new(agent).ok());
-                }
+            if let Ok(e) = ExtItem::from_item(&item)
+                && let ExtState::Assigned { agent, .. } = e.state
+            {
+                view.owners.insert(e.extension, AgentId::new(agent).ok());
             }
         }
     }
@@ -726,10 +726,10 @@ async fn claim(
         assigned_update(w, at),
         Some(guard),
     )?;
-    if let Some(a) = from {
-        if *a != w.agent {
-            tx.check(&Key::Profile(a.clone()), not_holding(x))?;
-        }
+    if let Some(a) = from
+        && *a != w.agent
+    {
+        tx.check(&Key::Profile(a.clone()), not_holding(x))?;
     }
     let from_s = from.map(AgentId::as_str).unwrap_or("pool");
     let t = token(&[
@@ -846,10 +846,10 @@ async fn release(
                     p.free.exhausted = false;
                     p.waiting.items.pop_front()
                 };
-                if let Some(w) = late {
-                    if let Err(e) = assign(ctx, pools, &w, None).await {
-                        warn!(agent_id = %w.agent, error = %e, "a waiting agent could not take a freed extension yet");
-                    }
+                if let Some(w) = late
+                    && let Err(e) = assign(ctx, pools, &w, None).await
+                {
+                    warn!(agent_id = %w.agent, error = %e, "a waiting agent could not take a freed extension yet");
                 }
                 return Ok(true);
             }
