@@ -19,7 +19,8 @@ use tracing::{Instrument, info, warn};
 
 use crate::deadletter::DeadLetter;
 use crate::executor::{ExecError, Executor};
-use crate::ids::Timestamp;
+use crate::ids::{AgentId, Timestamp};
+use crate::keys::Key;
 
 /// What the engine needs to know of a source record.
 pub trait SourceRecord: Send + Sync {
@@ -169,6 +170,27 @@ impl Context {
             concurrency: 16,
             deadletter_retention_days: 30,
         }
+    }
+
+    /// The profiles (`AGENT#{id}` / `PROFILE`) of these agent ids, by id,
+    /// read consistently with BatchGetItem; a missing profile, or a key that
+    /// is no valid agent id, is absent from the answer.
+    pub async fn agent_profiles(
+        &self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, crate::executor::Item>, ExecError> {
+        let keys: Vec<Key> = ids
+            .iter()
+            .filter_map(|k| AgentId::new(*k).ok().map(Key::Profile))
+            .collect();
+        let items = self.exec.batch_get(&keys, true).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                let id = crate::attrs::s(&item, "pk")?.strip_prefix("AGENT#")?;
+                Some((id.to_owned(), item))
+            })
+            .collect())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Counting the requests a client sends, by operation (every HTTP attempt,
-//! retries included). Used by tests, benchmarks and summaries.
+//! retries included), and the CPU time a thread spent. Used by tests,
+//! benchmarks and summaries.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -69,4 +70,15 @@ impl Intercept for RequestCounter {
         }
         Ok(())
     }
+}
+
+/// Nanoseconds this thread has spent on a CPU (Linux), if readable: what a
+/// benchmark times so that a busy machine does not hide its figure.
+pub fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -73,15 +73,7 @@ impl Stopwatch {
     }
 }
 
-/// Nanoseconds this thread has spent on a CPU (Linux), if readable.
-pub fn thread_cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
+use streamfold_shared::metrics::thread_cpu_ns;
 
 /// Records per CPU-second of `work` over `records` records: the best of at
 /// least three runs (and as many as fit in about a CPU-second), timed by the

@@ -15,19 +15,10 @@ use agent_activity::plan::{activity_item, contribution, plan_daily, plan_profile
 use agent_activity::{AgentEvent, decode};
 use streamfold_shared::engine::Decoded;
 use streamfold_shared::kinesis::KinesisRecord;
+use streamfold_shared::metrics::thread_cpu_ns;
 
 const EVENTS: usize = 100_000;
 const BATCH: usize = 1_000;
-
-/// Nanoseconds this thread has spent on a CPU (Linux), if readable.
-fn cpu_ns() -> Option<u64> {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
 
 /// Decoding alone, for the split of the figure.
 fn decode_only(records: &[KinesisRecord]) -> usize {
@@ -38,11 +29,11 @@ fn decode_only(records: &[KinesisRecord]) -> usize {
 }
 
 fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, Option<f64>) {
-    let cpu0 = cpu_ns();
+    let cpu0 = thread_cpu_ns();
     let started = Instant::now();
     let out = f();
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu0.zip(cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
+    let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e9);
     (out, wall, cpu)
 }
 

@@ -109,18 +109,11 @@ impl Processor for AgentActivity {
         ctx: &Context,
         keys: &[&str],
     ) -> Result<HashMap<String, ProfileState>, ExecError> {
-        let profile_keys: Vec<Key> = keys
-            .iter()
-            .filter_map(|k| AgentId::new(*k).ok().map(Key::Profile))
-            .collect();
-        let items = ctx.exec.batch_get(&profile_keys, true).await?;
-        Ok(items
+        Ok(ctx
+            .agent_profiles(keys)
+            .await?
             .into_iter()
-            .filter_map(|item| {
-                let pk = streamfold_shared::attrs::s(&item, "pk")?;
-                let id = pk.strip_prefix("AGENT#")?.to_owned();
-                Some((id, ProfileState::from_item(item)))
-            })
+            .map(|(id, item)| (id, ProfileState::from_item(item)))
             .collect())
     }
 

@@ -391,17 +391,12 @@ impl Processor for Extensions {
         ctx: &Context,
         keys: &[&str],
     ) -> Result<HashMap<String, AgentState>, ExecError> {
-        let profile_keys: Vec<Key> = keys
-            .iter()
-            .filter_map(|k| AgentId::new(*k).ok().map(Key::Profile))
+        let mut profiles: HashMap<String, Result<Profile, String>> = ctx
+            .agent_profiles(keys)
+            .await?
+            .into_iter()
+            .map(|(id, item)| (id, Profile::from_item(&item)))
             .collect();
-        let items = ctx.exec.batch_get(&profile_keys, true).await?;
-        let mut profiles: HashMap<String, Result<Profile, String>> = HashMap::new();
-        for item in items {
-            let pk = streamfold_shared::attrs::s(&item, "pk").unwrap_or_default();
-            let id = pk.strip_prefix("AGENT#").unwrap_or_default().to_owned();
-            profiles.insert(id, Profile::from_item(&item));
-        }
         Ok(keys
             .iter()
             .map(|k| {
