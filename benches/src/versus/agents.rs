@@ -9,15 +9,15 @@ use std::collections::HashMap;
 use agent_activity::plan::{activity_item, contribution, plan_daily, plan_profile};
 use agent_activity::{AgentActivity, AgentEvent, decode};
 use anyhow::{Context as _, Result};
-use streamfold::pipeline::{Pipeline, ProcessorKind, batch_backoff};
-use streamfold_shared::engine::{Counts, Decoded};
+use streamfold::pipeline::{Pipeline, ProcessorKind};
+use streamfold_shared::engine::Decoded;
 use streamfold_shared::kinesis::KinesisRecord;
 
 use super::chat::outcomes;
 use super::compare::compare_tables;
 use super::measure::{Stopwatch, records_per_cpu_second, thousands};
 use super::naive::{Tally, agent_batch};
-use super::{Report, Tables, VersusArgs};
+use super::{Report, Tables, VersusArgs, streamfold_side};
 
 /// 2026-11-18T00:00:00Z, the day the agents work.
 const DAY_START_MS: i64 = 1_795_132_800_000;
@@ -92,14 +92,7 @@ pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
 
     let pipeline = Pipeline::new(t.streamfold.ctx.clone(), &[ProcessorKind::AgentActivity]);
     let mut watch = Stopwatch::new(t.streamfold.counter.clone());
-    let mut counts = Counts::default();
-    for batch in records.chunks(bs) {
-        counts.add(
-            watch
-                .phase(pipeline.run_kinesis_batch_retrying(batch, 3, batch_backoff()))
-                .await,
-        );
-    }
+    let counts = streamfold_side(&pipeline, &mut watch, &records, bs).await;
     let streamfold = watch.finish(outcomes(&counts));
 
     let mut watch = Stopwatch::new(t.naive.counter.clone());

@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aws_sdk_dynamodb::types::AttributeValue;
 use message_groups::{MessageGroups, Participant, Target, plan};
 use streamfold::chat::NewMessage;
-use streamfold::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+use streamfold::pipeline::{Pipeline, ProcessorKind};
 use streamfold_shared::attrs::sv;
 use streamfold_shared::engine::{Counts, decode_and_group};
 use streamfold_shared::executor::Item;
@@ -22,7 +22,7 @@ use super::compare::compare_tables;
 use super::measure::{Stopwatch, records_per_cpu_second};
 use super::naive::{Tally, chat_batch};
 use super::zipf::Zipf;
-use super::{Report, Tables, VersusArgs, stream_record};
+use super::{Report, Tables, VersusArgs, stream_record, streamfold_side};
 
 /// The two participants of bench conversation `g`.
 fn participants(g: usize) -> Result<[Participant; 2]> {
@@ -132,14 +132,7 @@ pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
 
     let pipeline = Pipeline::new(t.streamfold.ctx.clone(), &[ProcessorKind::MessageGroups]);
     let mut watch = Stopwatch::new(t.streamfold.counter.clone());
-    let mut counts = Counts::default();
-    for batch in records.chunks(bs) {
-        counts.add(
-            watch
-                .phase(pipeline.run_table_batch_retrying(batch, 3, batch_backoff()))
-                .await,
-        );
-    }
+    let counts = streamfold_side(&pipeline, &mut watch, &records, bs).await;
     let streamfold = watch.finish(outcomes(&counts));
 
     let mut watch = Stopwatch::new(t.naive.counter.clone());

@@ -25,7 +25,7 @@ use extensions::census::{Census, census};
 use extensions::model::{AGENTS, Profile, WAITING};
 use extensions::pool::{self, PoolSpec};
 use extensions::{Extensions, plan};
-use streamfold::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+use streamfold::pipeline::{Pipeline, ProcessorKind};
 use streamfold_shared::attrs::{s, sv};
 use streamfold_shared::engine::{Counts, decode_and_group};
 use streamfold_shared::executor::{Executor, Item};
@@ -37,7 +37,7 @@ use super::chat::outcomes;
 use super::compare::compare_tables;
 use super::measure::{Stopwatch, records_per_cpu_second};
 use super::naive::{Tally, extension_batch};
-use super::{Report, Tables, VersusArgs, stream_record};
+use super::{Report, Tables, VersusArgs, stream_record, streamfold_side};
 
 /// Attributes that are the time of processing, not a fact of the source.
 const STAMPS: &[&str] = &["assigned_at", "freed_at"];
@@ -159,12 +159,9 @@ impl<'a> Churn<'a> {
 
     /// Both sides process the records, batch by batch.
     async fn process(&mut self, records: &[StreamRecord]) -> Result<()> {
-        for batch in records.chunks(self.batch) {
-            let run = self
-                .pipeline
-                .run_table_batch_retrying(batch, 3, batch_backoff());
-            self.counts.add(self.streamfold.phase(run).await);
-        }
+        let counts =
+            streamfold_side(&self.pipeline, &mut self.streamfold, records, self.batch).await;
+        self.counts.add(counts);
         let (c, table) = (self.t.naive.ddb(), self.t.naive.table.as_str());
         for batch in records.chunks(self.batch) {
             self.naive

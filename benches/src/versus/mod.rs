@@ -26,6 +26,8 @@ use anyhow::{Context as _, Result, anyhow};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use streamfold::app::App;
+use streamfold::pipeline::{Pipeline, batch_backoff};
+use streamfold_shared::engine::Counts;
 use streamfold_shared::executor::{Executor, Item};
 use streamfold_shared::record::{ChangeKind, StreamData, StreamRecord};
 
@@ -312,6 +314,39 @@ pub async fn run(args: VersusArgs) -> Result<()> {
 /// The stream ARN the generated records name.
 const STREAM_ARN: &str =
     "arn:aws:dynamodb:us-east-1:012345678901:table/streamfold/stream/2026-11-20T00:00:00.000";
+
+/// A record kind the pipeline takes in batches, Lambda-style (retrying the
+/// failed rest of a batch).
+pub trait PipelineRecord: Sized {
+    fn run<'a>(pipeline: &'a Pipeline, batch: &'a [Self]) -> impl Future<Output = Counts> + 'a;
+}
+
+impl PipelineRecord for StreamRecord {
+    fn run<'a>(pipeline: &'a Pipeline, batch: &'a [Self]) -> impl Future<Output = Counts> + 'a {
+        pipeline.run_table_batch_retrying(batch, 3, batch_backoff())
+    }
+}
+
+impl PipelineRecord for streamfold_shared::kinesis::KinesisRecord {
+    fn run<'a>(pipeline: &'a Pipeline, batch: &'a [Self]) -> impl Future<Output = Counts> + 'a {
+        pipeline.run_kinesis_batch_retrying(batch, 3, batch_backoff())
+    }
+}
+
+/// streamfold's side of a workload: `records` through the pipeline in
+/// batches of `batch`, each timed and counted by `watch`.
+pub async fn streamfold_side<R: PipelineRecord>(
+    pipeline: &Pipeline,
+    watch: &mut measure::Stopwatch,
+    records: &[R],
+    batch: usize,
+) -> Counts {
+    let mut counts = Counts::default();
+    for b in records.chunks(batch.max(1)) {
+        counts.add(watch.phase(R::run(pipeline, b)).await);
+    }
+    counts
+}
 
 /// Record `i` of the table's stream (NEW_AND_OLD_IMAGES), as the Streams
 /// API returns it: its keys are the image's `pk` and `sk`.

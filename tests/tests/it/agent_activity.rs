@@ -34,7 +34,7 @@ async fn run(t: &TestTable, records: &[KinesisRecord]) -> streamfold_shared::eng
 
 /// The table without dead letters, with string sets sorted (DynamoDB gives
 /// sets in no particular order).
-async fn normalised(t: &TestTable) -> BTreeMap<(String, String), Value> {
+pub(crate) async fn normalised(t: &TestTable) -> BTreeMap<(String, String), Value> {
     let mut snap = t.snapshot_without(&["deadletter"]).await;
     for v in snap.values_mut() {
         if let Some(Value::Array(ids)) = v.get_mut("claimed") {

@@ -18,6 +18,8 @@ use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_tests::{TestTable, table};
 
+use crate::agent_activity::normalised;
+
 /// Cases per processor, and events per log.
 const CASES: u64 = 6;
 const EVENTS: usize = 40;
@@ -353,18 +355,6 @@ fn agent_log(rng: &mut fastrand::Rng) -> Vec<Value> {
         log.push(event);
     }
     log
-}
-
-/// The table without dead letters, with string sets sorted (DynamoDB gives
-/// sets in no particular order).
-async fn normalised(t: &TestTable) -> BTreeMap<(String, String), Value> {
-    let mut snap = t.snapshot_without(&["deadletter"]).await;
-    for v in snap.values_mut() {
-        if let Some(Value::Array(ids)) = v.get_mut("claimed") {
-            ids.sort_by_key(|x| x.to_string());
-        }
-    }
-    snap
 }
 
 #[tokio::test]
