@@ -1,17 +1,17 @@
-//! Helpers for tests and benchmarks: where ../shared/fixtures is.
+//! Helpers for tests and benchmarks: where the repository's own fixtures are
+//! (`tests/fixtures/`, real-shaped AWS payloads described in its README).
 
 use std::path::PathBuf;
 
-/// The fixtures folder: `STREAMFOLD_FIXTURES`, else `../shared/fixtures`
-/// beside the project.
+/// The fixtures folder: `STREAMFOLD_FIXTURES` when set, else the
+/// repository's `tests/fixtures/`.
 pub fn fixtures_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("STREAMFOLD_FIXTURES") {
         return PathBuf::from(dir);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join("..")
-        .join("shared")
+        .join("tests")
         .join("fixtures")
 }
 
