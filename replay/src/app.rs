@@ -45,6 +45,20 @@ impl App {
         config::streams_client(&self.sdk)
     }
 
+    /// Fails with the table's name when it does not exist (one
+    /// `DescribeTable`, no capacity): for commands that would otherwise
+    /// retry every record against a missing table before saying so.
+    pub async fn require_table(&self) -> Result<()> {
+        self.ddb()
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))
+            .with_context(|| format!("describing table {}", self.table))?;
+        Ok(())
+    }
+
     /// The table's current stream ARN.
     pub async fn stream_arn(&self) -> Result<String> {
         let out = streamfold_shared::executor::send_retrying(

@@ -1,5 +1,5 @@
 //! Per-shard checkpoints of `streamfold tail`, stored in the table itself
-//! (DESIGN.md `checkpoint` items): `pk = CHECKPOINT#{stream arn}`,
+//! (docs/design.md `checkpoint` items): `pk = CHECKPOINT#{stream arn}`,
 //! `sk = {shard_id}`, with `sequence_number` (the last record of the shard
 //! whose batch was fully processed), `updated_at`, and `ended` once the
 //! shard was read to its end (so its children may start without reading it

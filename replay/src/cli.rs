@@ -32,6 +32,10 @@ pub struct Cli {
         default_value = "streamfold"
     )]
     pub table: String,
+    /// More detail: the whole error as the SDK gives it, and debug logs
+    /// (-vv: the SDK's own debug logs too).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -238,9 +242,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `streamfold replay`: every file through the processors that own its
-/// records, one summary. Exit code: 0, 1 when a record failed,
+/// records, one summary. Exit code: 0, 1 when a record failed or could not
+/// be decoded,
 /// [`crate::replay::EXIT_INTERRUPTED`] after Ctrl-C (2 on an error).
 async fn replay(app: &App, args: ReplayArgs) -> Result<ExitCode> {
+    app.require_table().await?;
     let mut ctx = app.ctx.clone();
     if args.dry_run {
         let recorder = std::sync::Arc::new(streamfold_shared::executor::DryRun::stdout());
@@ -270,7 +276,7 @@ async fn replay(app: &App, args: ReplayArgs) -> Result<ExitCode> {
     }
     Ok(if s.interrupted {
         ExitCode::from(crate::replay::EXIT_INTERRUPTED)
-    } else if s.counts.failed > 0 {
+    } else if s.counts.failed > 0 || s.undecodable > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod extensions;
 pub mod input;
 pub mod pipeline;
+pub mod problem;
 pub mod publish;
 pub mod rebuild;
 pub mod reconcile_cmd;

@@ -15,11 +15,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = streamfold::cli::Cli::parse();
-    streamfold_shared::telemetry::init_cli("warn");
+    let verbose = cli.verbose;
+    let table = cli.table.clone();
+    streamfold_shared::telemetry::init_cli_verbose("warn", verbose);
     match streamfold::cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let endpoint = streamfold::problem::Endpoint::from_env();
+            eprint!(
+                "{}",
+                streamfold::problem::report(&e, &table, &endpoint, verbose > 0)
+            );
             ExitCode::from(2)
         }
     }

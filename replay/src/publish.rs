@@ -331,10 +331,15 @@ pub async fn run_cli(app: &App, args: PublishArgs) -> Result<ExitCode> {
         published: 0,
         keys: Default::default(),
     };
+    let mut undecodable = 0usize;
     for path in &args.files {
         let mut reader = KinesisReader::open(path, args.format)?;
         loop {
             let batch = reader.next_batch(MAX_RECORDS)?;
+            for bad in reader.take_undecodable() {
+                undecodable += 1;
+                eprintln!("skipped {}: {}", bad.place, bad.error);
+            }
             if batch.is_empty() {
                 break;
             }
@@ -372,5 +377,11 @@ pub async fn run_cli(app: &App, args: PublishArgs) -> Result<ExitCode> {
         target.shown(),
         started.elapsed().as_secs_f64()
     );
+    if undecodable > 0 {
+        eprintln!(
+            "{undecodable} records could not be decoded and were not published (listed above)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }

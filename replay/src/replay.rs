@@ -27,7 +27,7 @@ use streamfold_shared::record::StreamRecord;
 use tokio::sync::{mpsc, watch};
 
 use crate::app::App;
-use crate::input::{Format, KinesisReader, RecordReader, detect_format};
+use crate::input::{Format, KinesisReader, RecordReader, Undecodable, detect_format};
 use crate::pipeline::{Pipeline, batch_backoff, restore_sources};
 
 /// The exit code of a replay stopped by Ctrl-C (128 + SIGINT, as shells
@@ -58,6 +58,9 @@ pub struct ReplaySummary {
     pub counts: Counts,
     /// Files read (to their end, or to the stop).
     pub files: usize,
+    /// Records of the files that could not be decoded (dead-lettered with
+    /// their file and line; counted in `records` too). The run exits 1.
+    pub undecodable: u64,
     /// Stopped by Ctrl-C after the batch in flight.
     pub interrupted: bool,
     pub seconds: f64,
@@ -82,6 +85,7 @@ impl ReplaySummary {
         if let Some(obj) = v.as_object_mut() {
             obj.insert("interrupted".to_owned(), self.interrupted.into());
             obj.insert("files".to_owned(), self.files.into());
+            obj.insert("undecodable".to_owned(), self.undecodable.into());
             obj.insert("seconds".to_owned(), self.seconds.into());
             obj.insert(
                 "records_per_second".to_owned(),
@@ -115,6 +119,12 @@ impl ReplaySummary {
                 ""
             }
         ));
+        if self.undecodable > 0 {
+            out.push_str(&format!(
+                "{} records could not be decoded: dead-lettered with their file and line (streamfold deadletters list)\n",
+                self.undecodable
+            ));
+        }
         if let Some(d) = &self.dry_run {
             let requests: Vec<String> = d
                 .requests
@@ -151,6 +161,12 @@ enum Read {
     /// The next file starts.
     File(String),
     Batch(Batch),
+    /// Records of the file that could not be decoded (`kinesis`: of a
+    /// Kinesis file), to be dead-lettered.
+    Undecodable {
+        records: Vec<Undecodable>,
+        kinesis: bool,
+    },
 }
 
 /// The concrete format a file is read in: `--format`, else detected; a file
@@ -189,13 +205,32 @@ fn read_files(
         if !send(Ok(Read::File(path.display().to_string()))) {
             return;
         }
-        let whole = if format.is_kinesis() {
+        let kinesis = format.is_kinesis();
+        let whole = if kinesis {
             KinesisReader::open(&path, format).and_then(|mut reader| {
-                pump(|n| reader.next_batch(n), Batch::Kinesis, batch_size, &send)
+                pump(
+                    |n| {
+                        let batch = reader.next_batch(n)?;
+                        Ok((batch, reader.take_undecodable()))
+                    },
+                    Batch::Kinesis,
+                    kinesis,
+                    batch_size,
+                    &send,
+                )
             })
         } else {
             RecordReader::open(&path, format).and_then(|mut reader| {
-                pump(|n| reader.next_batch(n), Batch::Table, batch_size, &send)
+                pump(
+                    |n| {
+                        let batch = reader.next_batch(n)?;
+                        Ok((batch, reader.take_undecodable()))
+                    },
+                    Batch::Table,
+                    kinesis,
+                    batch_size,
+                    &send,
+                )
             })
         };
         match whole {
@@ -209,16 +244,21 @@ fn read_files(
     }
 }
 
-/// Sends one file's batches until it ends (`Ok(true)`) or the receiver is
-/// gone (`Ok(false)`); a read error is returned for the caller to send.
+/// Sends one file's batches, and the records it could not decode, until it
+/// ends (`Ok(true)`) or the receiver is gone (`Ok(false)`); a read error is
+/// returned for the caller to send.
 fn pump<T>(
-    mut next_batch: impl FnMut(usize) -> Result<Vec<T>>,
+    mut next_batch: impl FnMut(usize) -> Result<(Vec<T>, Vec<Undecodable>)>,
     wrap: impl Fn(Vec<T>) -> Batch,
+    kinesis: bool,
     batch_size: usize,
     send: &impl Fn(Result<Read>) -> bool,
 ) -> Result<bool> {
     loop {
-        let batch = next_batch(batch_size)?;
+        let (batch, records) = next_batch(batch_size)?;
+        if !records.is_empty() && !send(Ok(Read::Undecodable { records, kinesis })) {
+            return Ok(false);
+        }
         if batch.is_empty() {
             return Ok(true);
         }
@@ -226,6 +266,62 @@ fn pump<T>(
             return Ok(false);
         }
     }
+}
+
+/// Dead-letters records of a file that could not be decoded, as the Lambda
+/// adapter does: under each selected processor that reads their stream.
+/// Their counts: `records` and `dead_lettered` (or `failed` when no dead
+/// letter could be written, or no selected processor reads them:
+/// `ignored`).
+async fn dead_letter_undecodable(
+    pipeline: &Pipeline,
+    records: &[Undecodable],
+    kinesis: bool,
+) -> Counts {
+    let ctx = &pipeline.ctx;
+    let owners: Vec<&str> = pipeline
+        .kinds
+        .iter()
+        .filter(|k| {
+            if kinesis {
+                k.reads_kinesis()
+            } else {
+                k.reads_table_stream()
+            }
+        })
+        .map(|k| k.name())
+        .collect();
+    let n = records.len() as u64;
+    let mut counts = Counts {
+        records: n,
+        ..Counts::default()
+    };
+    if owners.is_empty() {
+        counts.ignored = n;
+        return counts;
+    }
+    let mut kept = vec![true; records.len()];
+    for owner in &owners {
+        let letters = records
+            .iter()
+            .map(|r| r.dead_letter(owner, ctx.deadletter_retention_days));
+        let results =
+            streamfold_shared::deadletter::write_all(&ctx.exec, letters, ctx.concurrency).await;
+        for ((record, result), ok) in records.iter().zip(results).zip(kept.iter_mut()) {
+            match result {
+                Ok(()) => {
+                    tracing::warn!(processor = owner, place = %record.place, "undecodable record dead-lettered")
+                }
+                Err(e) => {
+                    *ok = false;
+                    tracing::warn!(processor = owner, place = %record.place, error = %e, "undecodable record could not be dead-lettered");
+                }
+            }
+        }
+    }
+    counts.dead_lettered = kept.iter().filter(|k| **k).count() as u64;
+    counts.failed = n - counts.dead_lettered;
+    counts
 }
 
 /// A stop request: set by the first Ctrl-C.
@@ -379,6 +475,13 @@ pub async fn run(
             Some(Ok(Read::File(name))) => {
                 summary.files += 1;
                 bar.set_message(name);
+                continue;
+            }
+            Some(Ok(Read::Undecodable { records, kinesis })) => {
+                let c = dead_letter_undecodable(pipeline, &records, kinesis).await;
+                summary.counts.add(c);
+                summary.undecodable += records.len() as u64;
+                bar.inc(records.len() as u64);
                 continue;
             }
             Some(Ok(Read::Batch(b))) => b,

@@ -36,7 +36,7 @@ pub(crate) fn shown(value: &str) -> String {
     format!("{out:?}")
 }
 
-/// Checks the rules DESIGN.md sets for ids that go into keys.
+/// Checks the rules docs/design.md sets for ids that go into keys.
 pub fn validate_id(kind: &'static str, value: &str) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { kind });

@@ -1,4 +1,4 @@
-//! The key codec of the single table: every item key DESIGN.md defines, as a
+//! The key codec of the single table: every item key docs/design.md defines, as a
 //! typed value that renders to `pk`/`sk` and parses back from them.
 //!
 //! Keys are built only from validated parts ([`crate::ids`]), so no input can

@@ -70,6 +70,20 @@ impl KinesisRecord {
         })
     }
 
+    /// From one Lambda Kinesis record's JSON as a file holds it: the shape
+    /// this type writes, else as `aws_lambda_events` reads it, so that every
+    /// record the Lambda adapter accepts is accepted here too.
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, String> {
+        let plain = match Self::deserialize(value) {
+            Ok(record) => return Ok(record),
+            Err(e) => e.to_string(),
+        };
+        match aws_lambda_events::event::kinesis::KinesisEventRecord::deserialize(value) {
+            Ok(lambda) => Self::from_lambda(lambda).map_err(|e| e.to_string()),
+            Err(_) => Err(plain),
+        }
+    }
+
     /// From the Kinesis API (`GetRecords`). The record id is built like
     /// Lambda's: `{shard_id}:{sequence number}`.
     pub fn from_sdk(

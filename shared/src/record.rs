@@ -42,7 +42,8 @@ pub struct StreamData {
         skip_serializing_if = "Option::is_none"
     )]
     pub approximate_creation: Option<f64>,
-    #[serde(rename = "Keys", default)]
+    /// Lambda's own types accept `"Keys": null`; so does this.
+    #[serde(rename = "Keys", default, deserialize_with = "null_as_empty")]
     pub keys: Item,
     #[serde(rename = "NewImage", default, skip_serializing_if = "Option::is_none")]
     pub new_image: Option<Item>,
@@ -58,6 +59,11 @@ pub struct StreamData {
         skip_serializing_if = "Option::is_none"
     )]
     pub stream_view_type: Option<String>,
+}
+
+/// `null` as an empty item (as `aws_lambda_events` reads it).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Item, D::Error> {
+    Ok(Option::<Item>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A change record of the table's stream.
@@ -197,6 +203,21 @@ impl StreamRecord {
                 }),
             },
         })
+    }
+
+    /// From one record's JSON as a file holds it: the Streams API shape
+    /// (what `capture` and dead letters write), else the Lambda shape as
+    /// `aws_lambda_events` reads it, so that every record the Lambda
+    /// adapter accepts is accepted here too. The error is the first shape's.
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, String> {
+        let plain = match Self::deserialize(value) {
+            Ok(record) => return Ok(record),
+            Err(e) => e.to_string(),
+        };
+        match aws_lambda_events::event::dynamodb::EventRecord::deserialize(value) {
+            Ok(lambda) => Self::from_lambda(lambda).map_err(|e| e.to_string()),
+            Err(_) => Err(plain),
+        }
     }
 
     /// From the DynamoDB Streams API (`GetRecords`).
@@ -398,6 +419,33 @@ mod tests {
             let lambda = StreamRecord::from_lambda(lambda).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(lambda, plain);
         }
+    }
+
+    #[test]
+    fn every_record_the_lambda_types_accept_reads_from_json_too() {
+        // Null `Keys` and images, optional fields missing, and a record the
+        // Lambda adapter accepts but cannot convert (an unknown eventName).
+        let text = fixture("lambda-dynamodb-forgiving.json");
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let event: aws_lambda_events::event::dynamodb::Event =
+            serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{e}"));
+        let raw = value["Records"].as_array().cloned().unwrap_or_default();
+        assert_eq!(event.records.len(), raw.len());
+        let mut converted = 0;
+        for (lambda, raw) in event.records.into_iter().zip(&raw) {
+            let from_json = StreamRecord::from_json_value(raw);
+            match StreamRecord::from_lambda(lambda) {
+                Ok(r) => {
+                    converted += 1;
+                    assert_eq!(from_json.as_ref().ok(), Some(&r), "{raw}");
+                }
+                Err(_) => assert!(from_json.is_err(), "{raw}"),
+            }
+        }
+        assert_eq!(converted, 4);
+        let nulls = StreamRecord::from_json_value(&raw[2]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(nulls.dynamodb.keys.is_empty() && nulls.image().is_none());
     }
 
     #[test]

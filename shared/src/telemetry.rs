@@ -66,9 +66,47 @@ pub fn init_lambda() {
 
 /// Human text on stderr.
 pub fn init_cli(default: &str) {
+    init_cli_verbose(default, 0);
+}
+
+/// The crates whose warnings, in a CLI run, repeat what the command's own
+/// error says (IMDS look-ups when no region or credentials are set, the
+/// SDK's retries): held at ERROR unless `-v` or `RUST_LOG` asks for more.
+const CLI_QUIET: &[&str] = &["aws_config", "aws_smithy_runtime", "aws_runtime"];
+
+/// Whether stderr gets colour: only on a terminal, and never with
+/// `NO_COLOR` set (<https://no-color.org>).
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Human text on stderr, with `verbose` (the count of `-v`): 0 gives
+/// `default` with the SDK's warnings held back, 1 debug logs of
+/// streamfold, 2 and more the SDK's too. `RUST_LOG` overrides all of it.
+pub fn init_cli_verbose(default: &str, verbose: u8) {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(f) => without_payloads(f),
+        Err(_) => {
+            let level = match verbose {
+                0 => default,
+                _ => "debug",
+            };
+            let mut f = without_payloads(EnvFilter::new(level));
+            if verbose < 2 {
+                for target in CLI_QUIET {
+                    if let Ok(directive) = format!("{target}=error").parse() {
+                        f = f.add_directive(directive);
+                    }
+                }
+            }
+            f
+        }
+    };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(default))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(stderr_colour())
         .with_target(false)
         .compact()
         .try_init();

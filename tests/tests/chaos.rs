@@ -4,7 +4,7 @@
 //! process killed with SIGKILL at random points and restarted, and every
 //! record delivered again; the table must end identical to a fault-free
 //! run. The `chaos` binary runs the same at thousands of records per
-//! workload and prints the report (README, "Chaos").
+//! workload and prints the report (docs/testing.md, "Chaos").
 
 #![recursion_limit = "256"]
 

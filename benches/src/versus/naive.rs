@@ -152,7 +152,7 @@ async fn post_message(c: &Client, table: &str, m: &Message) -> Result<bool> {
     Ok(true)
 }
 
-/// One participant's preview of a conversation (DESIGN.md's `preview`).
+/// One participant's preview of a conversation (docs/design.md's `preview`).
 fn preview_item(owner: &Participant, other: &Participant, m: &Message) -> Item {
     let key = Key::Preview {
         owner: owner.user_uuid.clone(),

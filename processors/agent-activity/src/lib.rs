@@ -1,6 +1,6 @@
 //! agent-activity: folds Amazon Connect's agent event stream (Kinesis,
 //! partition key = AgentARN) into three item types of the table
-//! (DESIGN.md): the agent's profile, their activity history and their daily
+//! (docs/design.md): the agent's profile, their activity history and their daily
 //! totals per status.
 //!
 //! - **decode** ([`event`]): a Kinesis record's data becomes an

@@ -1,4 +1,5 @@
 mod agent_activity;
+mod errors;
 mod extensions;
 mod lambda_runtime;
 mod message_groups;

@@ -1,4 +1,4 @@
-//! message-groups against the local endpoint: every guarantee of DESIGN.md
+//! message-groups against the local endpoint: every guarantee of docs/design.md
 //! for the conversation previews.
 
 use std::collections::BTreeMap;

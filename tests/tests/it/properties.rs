@@ -1,7 +1,7 @@
 //! Property tests of the projections against the local endpoint: for random
 //! event logs, delivering them in any order, in any batches, with any
 //! duplication gives the same projections as applying them once in order
-//! (DESIGN.md, "Idempotent and order-insensitive").
+//! (docs/design.md, "Idempotent and order-insensitive").
 //!
 //! Seeded: every case prints its seed; `STREAMFOLD_PROPERTY_SEED=<seed>`
 //! replays exactly that log and that delivery. Small on purpose (a few cases
@@ -435,7 +435,7 @@ async fn agent_activity_any_order_batching_and_duplication_give_the_same_project
 // ---- extensions ----------------------------------------------------------------
 //
 // Which agent gets which extension may depend on the order records arrive
-// in (DESIGN.md promises no particular assignment), so only what is
+// in (docs/design.md promises no particular assignment), so only what is
 // promised is compared: the pool's invariants (no extension on two agents,
 // no agent with two, free + assigned = pool size, nothing pending), every
 // present agent holding one or waiting for one, nobody waiting while the

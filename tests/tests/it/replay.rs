@@ -508,3 +508,145 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     let _ = std::fs::remove_dir_all(&dir);
     t.drop_table().await;
 }
+
+/// Runs a command to its end: (exit code, stdout, stderr).
+async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = cli(table, args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const FORGIVING: &str = "lambda-dynamodb-forgiving.json";
+const FORGIVING_GROUP: &str = "7c1d9e2a-4b3f-4e5d-8a6b-0c1d2e3f4a5b";
+
+#[tokio::test]
+async fn a_capture_with_one_broken_record_replays_the_others_and_exits_1() {
+    let t = table("replay-forgiving").await;
+    let file = path(&fixtures_dir().join(FORGIVING));
+    let args = ["replay", "--json", "--restore-sources", file.as_str()];
+    let (code, stdout, stderr) = run(&t.name, &args).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let s = summary(&stdout);
+    // Five records: the group (a source), two messages applied, the null
+    // record ignored, the UPSERT record dead-lettered with its place.
+    assert_eq!(s["records"], 5, "{s}");
+    assert_eq!(s["undecodable"], 1, "{s}");
+    assert_eq!(s["dead_lettered"], 1, "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    let letters = t.items_of_type("deadletter").await;
+    let places: BTreeSet<(String, String)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["processor"].as_str().unwrap_or_default().to_owned(),
+                l["record_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let place = format!("{FORGIVING}:1, record 4");
+    // As the Lambda adapter does: each table-stream processor keeps it.
+    assert_eq!(
+        places,
+        BTreeSet::from([
+            ("extensions".to_owned(), place.clone()),
+            ("message-groups".to_owned(), place.clone()),
+        ])
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|l| l["raw"].as_str().unwrap_or_default().contains("UPSERT")),
+        "{letters:?}"
+    );
+    // Both previews show the newest message.
+    let previews = t.items_of_type("preview").await;
+    assert_eq!(previews.len(), 2, "{previews:?}");
+    for p in &previews {
+        assert_eq!(p["message_group_uuid"], FORGIVING_GROUP);
+        assert_eq!(p["message"], "See you there.", "{p}");
+    }
+    // Again: nothing changes, the dead letter is kept once, and it exits 1 again.
+    let before = t.snapshot().await;
+    let (code, stdout, _) = run(&t.name, &args).await;
+    assert_eq!(code, Some(1));
+    assert_eq!(summary(&stdout)["undecodable"], 1);
+    let after = t.snapshot().await;
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(before.len(), after.len());
+    // Dead letters carry the time they were written; nothing else may move.
+    assert!(
+        changed.iter().all(|(pk, _)| pk.starts_with("DEADLETTER#")),
+        "{changed:?}"
+    );
+    t.drop_table().await;
+}
+
+#[tokio::test]
+async fn a_pretty_printed_record_a_json_array_and_an_unknown_file_are_each_read_as_they_are() {
+    let t = table("replay-shapes").await;
+    let dir = temp_dir("shapes");
+    // The forgiving event's group and first message as a pretty-printed
+    // JSON array of Streams records.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join(FORGIVING)).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let first_two: Vec<Value> = event["Records"]
+        .as_array()
+        .map(|r| r[..2].to_vec())
+        .unwrap_or_default();
+    let array = dir.join("array.json");
+    std::fs::write(
+        &array,
+        serde_json::to_string_pretty(&first_two).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (stdout, _) = run_ok(
+        &t.name,
+        &["replay", "--json", "--restore-sources", &path(&array)],
+    )
+    .await;
+    let s = summary(&stdout);
+    assert_eq!(
+        (s["records"].as_u64(), s["undecodable"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+    // One record pretty-printed over many lines: the newer message.
+    let pretty = path(&fixtures_dir().join("dynamodb-record-pretty.json"));
+    let (stdout, _) = run_ok(&t.name, &["replay", "--json", "--restore-sources", &pretty]).await;
+    let s = summary(&stdout);
+    assert_eq!(
+        (s["records"].as_u64(), s["applied"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    let previews = t.items_of_type("preview").await;
+    assert!(
+        previews.iter().all(|p| p["message"] == "See you there."),
+        "{previews:?}"
+    );
+    // A file that is no capture at all: one line naming what is accepted.
+    let csv = dir.join("users.csv");
+    std::fs::write(&csv, "user,extension\nmgarcia,0042\n").unwrap_or_else(|e| panic!("{e}"));
+    let (code, _, stderr) = run(&t.name, &["replay", &path(&csv)]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() <= 3, "{stderr}");
+    assert!(
+        lines[0].contains("users.csv is not a capture file") && lines[0].contains("JSON Lines"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    t.drop_table().await;
+}
