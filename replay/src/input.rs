@@ -219,27 +219,38 @@ impl Documents {
             .with_context(|| format!("cannot read {shown}"))?;
         let head = String::from_utf8_lossy(head);
         let first = head.trim_start().lines().next().unwrap_or_default().trim();
-        let mut docs = Self {
-            name: file_name(path),
-            file_time: file_time(path),
-            source: Source::Done,
-            pending: VecDeque::new(),
-            bad: Vec::new(),
-        };
         // JSON Lines when the first line is a whole document; else (a
         // pretty-printed record or event, an array over several lines) the
         // file is read whole.
         let lines =
             !first.is_empty() && serde_json::from_str::<serde::de::IgnoredAny>(first).is_ok();
         if lines {
+            let mut docs = Self::empty(path);
             docs.source = Source::Lines { reader, line: 0 };
+            Ok(docs)
         } else {
             let mut text = String::new();
             reader
                 .read_to_string(&mut text)
                 .with_context(|| format!("cannot read {shown}"))?;
-            docs.read_whole(&text, &shown)?;
+            Self::whole(path, &text)
         }
+    }
+
+    fn empty(path: &Path) -> Self {
+        Self {
+            name: file_name(path),
+            file_time: file_time(path),
+            source: Source::Done,
+            pending: VecDeque::new(),
+            bad: Vec::new(),
+        }
+    }
+
+    /// The records of a file's whole text.
+    fn whole(path: &Path, text: &str) -> Result<Self> {
+        let mut docs = Self::empty(path);
+        docs.read_whole(text, &path.display().to_string())?;
         Ok(docs)
     }
 
@@ -360,6 +371,17 @@ impl Documents {
     }
 }
 
+/// An event file read whole: `T` when every record of it reads (the fast
+/// path), else its records one by one.
+fn event_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Result<T, Documents>> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {shown}"))?;
+    Ok(match serde_json::from_str::<T>(&text) {
+        Ok(event) => Ok(event),
+        Err(_) => Err(Documents::whole(path, &text)?),
+    })
+}
+
 /// Kinesis records from one file, in batches: a Lambda Kinesis event file,
 /// or JSON Lines (or an array, or one document) where each record is a
 /// Lambda Kinesis record (it has `kinesis`) or a raw Connect agent event,
@@ -390,17 +412,10 @@ impl KinesisReader {
         let format = detect_format(path, format)?;
         let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
         let inner = match format {
-            Format::LambdaKinesis => {
-                let mut text = String::new();
-                BufReader::new(file)
-                    .read_to_string(&mut text)
-                    .with_context(|| format!("cannot read {shown}"))?;
-                // The fast path: every record reads; else record by record.
-                match serde_json::from_str::<KinesisEventFile>(&text) {
-                    Ok(event) => KinesisInner::Whole(event.records.into_iter()),
-                    Err(_) => KinesisInner::Documents(Documents::open(path)?),
-                }
-            }
+            Format::LambdaKinesis => match event_file::<KinesisEventFile>(path)? {
+                Ok(event) => KinesisInner::Whole(event.records.into_iter()),
+                Err(docs) => KinesisInner::Documents(docs),
+            },
             Format::AgentEventsJsonl => {
                 let mut reader = BufReader::with_capacity(1 << 16, file);
                 let head = reader
@@ -534,18 +549,10 @@ impl RecordReader {
             Format::LambdaKinesis | Format::AgentEventsJsonl => {
                 bail!("{shown}: {format:?} files hold Kinesis records, not DynamoDB stream records")
             }
-            Format::LambdaDynamodb => {
-                let file = File::open(path).with_context(|| format!("cannot open {shown}"))?;
-                let mut text = String::new();
-                BufReader::new(file)
-                    .read_to_string(&mut text)
-                    .with_context(|| format!("cannot read {shown}"))?;
-                // The fast path: every record reads; else record by record.
-                match serde_json::from_str::<StreamEventFile>(&text) {
-                    Ok(event) => Inner::Whole(event.records.into_iter()),
-                    Err(_) => Inner::Documents(Documents::open(path)?),
-                }
-            }
+            Format::LambdaDynamodb => match event_file::<StreamEventFile>(path)? {
+                Ok(event) => Inner::Whole(event.records.into_iter()),
+                Err(docs) => Inner::Documents(docs),
+            },
             _ => Inner::Documents(Documents::open(path)?),
         };
         Ok(Self {
