@@ -8,3 +8,4 @@ mod replay;
 mod support;
 mod tail;
 mod template;
+mod tokens;
