@@ -328,3 +328,62 @@ async fn a_mismatch_forced_by_a_participant_change_ends_applied() {
     );
     t.drop_table().await;
 }
+
+/// reconcile renames a profile whenever Connect's username differs. A
+/// username that flips back and forth (A → B → A → B within a minute) is
+/// three renames; a token made of (user, new username) would answer the
+/// third from the first and leave the profile on A.
+#[tokio::test]
+async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
+    let t = table("tok-rename").await;
+    assert_tokens_enforced(&t).await;
+    let instance = "aaaaaaaa-bbbb-cccc-dddd-111111111111";
+    let pages: Vec<serde_json::Value> =
+        serde_json::from_str(&streamfold_tests::fixture("connect-list-users.json"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let stub = streamfold_tests::connect_stub::ConnectStub::start(pages.clone(), 0).await;
+    let connect = reconcile::connect_client(&t.app.sdk, Some(&stub.url));
+    let mut opts = reconcile::Options::new(format!(
+        "arn:aws:connect:us-east-1:012345678901:instance/{instance}"
+    ));
+    opts.min_interval = Duration::from_millis(10);
+    opts.backoff.base_delay = Duration::from_millis(10);
+    opts.settle = false;
+    let first = reconcile::reconcile(t.ctx(), &connect, &opts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.created > 0, "{first:?}");
+    let id = pages[0]["UserSummaryList"][0]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let original = pages[0]["UserSummaryList"][0]["Username"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let renamed = format!("{original}-renamed");
+    let agent = Key::Profile(
+        streamfold_shared::ids::AgentId::new(id.as_str()).unwrap_or_else(|e| panic!("{e}")),
+    );
+    for name in [&renamed, &original, &renamed] {
+        let mut now = pages.clone();
+        now[0]["UserSummaryList"][0]["Username"] = serde_json::Value::from(name.as_str());
+        stub.set_pages(now);
+        let report = reconcile::reconcile(t.ctx(), &connect, &opts)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report.renamed, 1, "to {name}: {report:?}");
+        let profile = t
+            .exec()
+            .get(&agent, true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_default();
+        assert_eq!(
+            streamfold_shared::attrs::s(&profile, "username"),
+            Some(name.as_str()),
+            "after the rename to {name}"
+        );
+    }
+    t.drop_table().await;
+}
