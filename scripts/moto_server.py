@@ -38,7 +38,9 @@ Anything else is moto as pinned. With STREAMFOLD_MOTO_TXN unset and
 STREAMFOLD_MOTO_TOKENS=off this is plain moto_server.
 """
 
+import collections
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -176,11 +178,13 @@ class TokenRegistry:
         self.window_s = float(window_s)
         self.clock = clock
         self._lock = threading.Lock()
-        self._done = {}  # (scope, token) -> (params, answer, finished at)
+        self._done = {}  # (scope, token) -> (digest of params, answer, finished at)
+        self._order = collections.deque()  # (finished at, key), oldest first
         self._running = set()  # (scope, token)
 
     def run(self, scope, token, params, apply):
         key = (scope, token)
+        params = hashlib.sha256(params.encode()).digest()
         with self._lock:
             self._expire()
             if key in self._running:
@@ -203,14 +207,18 @@ class TokenRegistry:
             raise
         with self._lock:
             self._running.discard(key)
-            self._done[key] = (params, answer, self.clock())
+            at = self.clock()
+            self._done[key] = (params, answer, at)
+            self._order.append((at, key))
         return answer
 
     def _expire(self):
         now = self.clock()
-        old = [k for k, (_, _, at) in self._done.items() if now - at >= self.window_s]
-        for k in old:
-            del self._done[k]
+        while self._order and now - self._order[0][0] >= self.window_s:
+            at, key = self._order.popleft()
+            done = self._done.get(key)
+            if done is not None and done[2] == at:
+                del self._done[key]
 
     def __len__(self):
         with self._lock:
