@@ -414,24 +414,22 @@ async fn apply_key(
     events: &[&Event],
     sources: &[Source<'_>],
 ) -> Vec<Step> {
-    {
-        let state = match state {
-            None => {
-                let why = format!("group {key} does not exist yet; the message will be retried");
-                return vec![Step::Failed(why); events.len()];
-            }
-            Some(Err(e)) => return vec![Step::Invalid(e.clone()); events.len()],
-            Some(Ok(s)) => s,
-        };
-        let (target, steps) = plan(state.last.as_ref(), events);
-        if target == Target::Keep {
-            return steps;
+    let state = match state {
+        None => {
+            let why = format!("group {key} does not exist yet; the message will be retried");
+            return vec![Step::Failed(why); events.len()];
         }
-        match converge(ctx, state.clone(), target, &origin(sources)).await {
-            Ok(()) => steps,
-            Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
-            Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
-        }
+        Some(Err(e)) => return vec![Step::Invalid(e.clone()); events.len()],
+        Some(Ok(s)) => s,
+    };
+    let (target, steps) = plan(state.last.as_ref(), events);
+    if target == Target::Keep {
+        return steps;
+    }
+    match converge(ctx, state.clone(), target, &origin(sources)).await {
+        Ok(()) => steps,
+        Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
+        Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
     }
 }
 
