@@ -387,3 +387,52 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
     }
     t.drop_table().await;
 }
+
+fn add(exec: &Executor, key: &Key, n: u32) -> streamfold_shared::executor::Tx {
+    let mut tx = exec.tx();
+    tx.update(
+        key,
+        Expr::new("ADD n :n").value(
+            ":n",
+            aws_sdk_dynamodb::types::AttributeValue::N(n.to_string()),
+        ),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    tx
+}
+
+/// The executor's side of a mismatch: the same token with other
+/// parameters is the answer `PlanAgain` (never an error, so never a dead
+/// letter), and a command's write (`transact_planned`) plans again under a
+/// new token and ends applied.
+#[tokio::test]
+async fn a_mismatch_is_an_answer_to_plan_again() {
+    let t = table("tok-plan-again").await;
+    assert_tokens_enforced(&t).await;
+    let exec = t.exec();
+    let key = Key::Group(GroupId::new("counter").unwrap_or_else(|e| panic!("{e}")));
+    let parts = ["a command", "its write"];
+    let first = streamfold_shared::executor::token(&parts);
+    let outcome = exec
+        .transact(add(exec, &key, 1), &first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, TxOutcome::Committed);
+    let outcome = exec
+        .transact(add(exec, &key, 2), &first)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(&outcome, TxOutcome::PlanAgain(why) if why.contains("IdempotentParameterMismatch")),
+        "{outcome:?}"
+    );
+    assert_eq!(counter(exec, &key).await, 1);
+    let outcome = exec
+        .transact_planned(add(exec, &key, 2), &parts)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome, TxOutcome::Committed);
+    assert_eq!(counter(exec, &key).await, 3);
+    t.drop_table().await;
+}
