@@ -17,13 +17,35 @@ all DynamoDB writes take, and restores exactly those on failure:
   that other requests made meanwhile; this one cannot, since writes wait for
   the lock.
 
-Anything else is moto as pinned. Without the variable this is plain moto_server.
+Idempotency tokens (on unless STREAMFOLD_MOTO_TOKENS=off): moto accepts a
+TransactWriteItems ClientRequestToken and forgets it. This launcher gives it
+DynamoDB's meaning, per account and region:
+
+- the first successful call with a token records its parameters (the whole
+  request but the token) and the time;
+- the same token with identical parameters within the window returns the
+  first call's answer *without applying anything*;
+- the same token with other parameters within the window fails with
+  IdempotentParameterMismatchException (HTTP 400);
+- while a call with the token is still running, another one fails with
+  TransactionInProgressException (HTTP 400);
+- a failed call records nothing; after the window the token is new again.
+
+STREAMFOLD_MOTO_TOKEN_WINDOW_S sets the window (600 seconds, DynamoDB's 10
+minutes, by default; tests set it short instead of waiting).
+
+Anything else is moto as pinned. With STREAMFOLD_MOTO_TXN unset and
+STREAMFOLD_MOTO_TOKENS=off this is plain moto_server.
 """
 
+import collections
 import copy
+import hashlib
+import json
 import os
 import sys
 import threading
+import time
 
 from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
@@ -130,9 +152,129 @@ def _patch():
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
 
 
+# ---- idempotency tokens ------------------------------------------------------
+
+TOKEN_WINDOW_S = 600.0
+
+
+class IdempotentParameterMismatch(Exception):
+    """The token was used, within the window, with other parameters."""
+
+
+class TransactionInProgress(Exception):
+    """A call with the token is still running."""
+
+
+class TokenRegistry:
+    """DynamoDB's ClientRequestToken semantics for TransactWriteItems.
+
+    `run(scope, token, params, apply)` calls `apply()` at most once per token
+    and window: per (scope, token) it keeps the parameters and the answer of
+    the first successful call and the time it finished. `clock` and
+    `window_s` are there for tests.
+    """
+
+    def __init__(self, window_s=TOKEN_WINDOW_S, clock=time.monotonic):
+        self.window_s = float(window_s)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._done = {}  # (scope, token) -> (digest of params, answer, finished at)
+        self._order = collections.deque()  # (finished at, key), oldest first
+        self._running = set()  # (scope, token)
+
+    def run(self, scope, token, params, apply):
+        key = (scope, token)
+        params = hashlib.sha256(params.encode()).digest()
+        with self._lock:
+            self._expire()
+            if key in self._running:
+                raise TransactionInProgress(
+                    "A transaction with the given request token is already in progress."
+                )
+            done = self._done.get(key)
+            if done is not None:
+                if done[0] == params:
+                    return done[1]
+                raise IdempotentParameterMismatch(
+                    "The request uses the same client token as a previous, but non-identical request."
+                )
+            self._running.add(key)
+        try:
+            answer = apply()
+        except BaseException:
+            with self._lock:
+                self._running.discard(key)
+            raise
+        with self._lock:
+            self._running.discard(key)
+            at = self.clock()
+            self._done[key] = (params, answer, at)
+            self._order.append((at, key))
+        return answer
+
+    def _expire(self):
+        now = self.clock()
+        while self._order and now - self._order[0][0] >= self.window_s:
+            at, key = self._order.popleft()
+            done = self._done.get(key)
+            if done is not None and done[2] == at:
+                del self._done[key]
+
+    def __len__(self):
+        with self._lock:
+            self._expire()
+            return len(self._done)
+
+
+def canonical_parameters(body):
+    """The request's parameters but the token, in one canonical text (the
+    SDK may send a map's entries in any order)."""
+    rest = {k: v for k, v in body.items() if k != "ClientRequestToken"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"))
+
+
+def _patch_tokens(registry):
+    from moto.dynamodb.exceptions import DynamodbException, ERROR_TYPE_PREFIX
+    from moto.dynamodb.responses import DynamoHandler
+
+    def error(name, message):
+        return DynamodbException(ERROR_TYPE_PREFIX + name, message)
+
+    transact = DynamoHandler.transact_write_items
+
+    def transact_write_items(self):
+        body = self.body if isinstance(self.body, dict) else {}
+        token = body.get("ClientRequestToken")
+        if not token:
+            return transact(self)
+        scope = (getattr(self, "current_account", ""), getattr(self, "region", ""))
+        try:
+            return registry.run(scope, token, canonical_parameters(body), lambda: transact(self))
+        except IdempotentParameterMismatch as e:
+            raise error("IdempotentParameterMismatchException", str(e)) from None
+        except TransactionInProgress as e:
+            raise error("TransactionInProgressException", str(e)) from None
+
+    DynamoHandler.transact_write_items = transact_write_items
+
+
+def tokens_enforced():
+    return os.environ.get("STREAMFOLD_MOTO_TOKENS", "on").lower() not in ("off", "0", "no", "false")
+
+
+def token_window_s():
+    raw = os.environ.get("STREAMFOLD_MOTO_TOKEN_WINDOW_S", "")
+    try:
+        return float(raw) if raw else TOKEN_WINDOW_S
+    except ValueError:
+        sys.exit(f"STREAMFOLD_MOTO_TOKEN_WINDOW_S={raw!r} is not a number of seconds")
+
+
 if __name__ == "__main__":
     if os.environ.get("STREAMFOLD_MOTO_TXN") == "items":
         _patch()
+    if tokens_enforced():
+        _patch_tokens(TokenRegistry(window_s=token_window_s()))
     from moto.server import main
 
     sys.exit(main())

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use message_groups::{Participant, Preview};
 use streamfold_shared::attrs::{s, sv};
-use streamfold_shared::executor::{Executor, Expr, Item, TxOutcome, token};
+use streamfold_shared::executor::{Executor, Expr, Item, TxOutcome};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::keys::Key;
 
@@ -103,10 +103,12 @@ pub async fn create_group(
     let mut tx = exec.tx();
     tx.put(group_item, Some(Expr::new("attribute_not_exists(pk)")))?;
     tx.put(first.item(), Some(Expr::new("attribute_not_exists(pk)")))?;
-    let t = token(&["create-group", first.group.as_str(), first.id.as_str()]);
-    match exec.transact(tx, &t).await? {
+    // The group's and its first message's ids (fresh UUIDs) name the write.
+    let parts = ["create-group", first.group.as_str(), first.id.as_str()];
+    match exec.transact_planned(tx, &parts).await? {
         TxOutcome::Committed => Ok(true),
         TxOutcome::ConditionFailed(_) => Ok(false),
+        TxOutcome::PlanAgain(why) => bail!("group {}: {why}", first.group),
     }
 }
 
@@ -119,13 +121,15 @@ pub async fn post(exec: &Executor, message: &NewMessage) -> Result<bool> {
         Expr::new("attribute_exists(pk)"),
     )?;
     tx.put(message.item(), Some(Expr::new("attribute_not_exists(pk)")))?;
-    let t = token(&["post", message.group.as_str(), message.id.as_str()]);
-    match exec.transact(tx, &t).await? {
+    // The message's id (a fresh UUID) names the write.
+    let parts = ["post", message.group.as_str(), message.id.as_str()];
+    match exec.transact_planned(tx, &parts).await? {
         TxOutcome::Committed => Ok(true),
         TxOutcome::ConditionFailed(which) if which.contains(&0) => {
             bail!("group {} does not exist", message.group)
         }
         TxOutcome::ConditionFailed(_) => Ok(false),
+        TxOutcome::PlanAgain(why) => bail!("message {}: {why}", message.id),
     }
 }
 

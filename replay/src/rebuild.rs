@@ -24,7 +24,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use streamfold_shared::attrs::{n, nv, s, sv};
 use streamfold_shared::engine::Context;
-use streamfold_shared::executor::{Conditional, ExecError, Expr, Item, TxOutcome, token};
+use streamfold_shared::executor::{Conditional, ExecError, Expr, Item, TxOutcome, nonce};
 use streamfold_shared::ids::Timestamp;
 use streamfold_shared::keys::Key;
 
@@ -264,8 +264,11 @@ async fn delete_orphan(ctx: &Context, preview: &Item) -> Result<bool, ExecError>
         Expr::new("attribute_not_exists(pk) OR attribute_not_exists(last_message_at) OR last_message_at <> :at")
             .s(":at", at),
     )?;
-    let t = token(&["rebuild", "orphan", pk, sk, at]);
-    Ok(ctx.exec.transact(tx, &t).await? == TxOutcome::Committed)
+    // The same orphan can come back (written again, then orphaned again):
+    // each repair is its own write, named by a nonce.
+    let run = nonce();
+    let parts = ["rebuild", "orphan", pk, sk, at, &run];
+    Ok(ctx.exec.transact_planned(tx, &parts).await? == TxOutcome::Committed)
 }
 
 async fn extensions(app: &App, repair: bool, report: &mut RebuildReport) -> Result<()> {

@@ -138,6 +138,25 @@ pub struct KeyWork<'a, S, E> {
     /// processor whose keys share a resource and must be served in the
     /// order the stream gives.
     pub positions: Vec<usize>,
+    /// Each event's source record, by identity (its sequence number and
+    /// record id), for idempotency tokens that name the records a write
+    /// applies ([`crate::executor::token`]). Empty for work that no record
+    /// carries ([`KeyWork::alone`]).
+    pub sources: Vec<Source<'a>>,
+}
+
+/// The identity of a source record: what an idempotency token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub sequence_number: &'a str,
+    pub record_id: &'a str,
+}
+
+impl Source<'_> {
+    /// The identity as token parts: sequence number, record id.
+    pub fn parts(&self) -> [&str; 2] {
+        [self.sequence_number, self.record_id]
+    }
 }
 
 impl<'a, S, E> KeyWork<'a, S, E> {
@@ -149,6 +168,7 @@ impl<'a, S, E> KeyWork<'a, S, E> {
             state,
             events: events.to_vec(),
             positions: (0..events.len()).collect(),
+            sources: Vec::new(),
         }]
     }
 }
@@ -340,6 +360,13 @@ async fn run_batch_inner<P: Processor>(
                         state: states.get(key),
                         events: events.iter().map(|(_, e)| e).collect(),
                         positions: events.iter().map(|(i, _)| *i).collect(),
+                        sources: events
+                            .iter()
+                            .map(|(i, _)| Source {
+                                sequence_number: records[*i].sequence_number(),
+                                record_id: records[*i].record_id(),
+                            })
+                            .collect(),
                     })
                     .collect();
                 let results = processor.apply_batch(ctx, &work).await;

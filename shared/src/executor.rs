@@ -41,6 +41,9 @@ pub const BATCH_WRITE_MAX: usize = 25;
 pub const BATCH_GET_MAX: usize = 100;
 /// TransactWriteItems takes at most this many actions.
 pub const TRANSACT_MAX: usize = 100;
+/// How many times a write is planned again after [`TxOutcome::PlanAgain`]
+/// before the executor gives up with a transient error.
+pub const MAX_PLAN_AGAIN: u32 = 5;
 
 /// An error the executor gives up on.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -272,6 +275,11 @@ pub enum TxOutcome {
     /// Cancelled because conditions failed; the indexes of the actions whose
     /// condition failed.
     ConditionFailed(Vec<usize>),
+    /// Nothing is known to be written, and sending the same request again
+    /// cannot help ([`ErrorClass::PlanAgain`]: its token was used with other
+    /// parameters, or a call with it is still running): read again and plan
+    /// again, with the new plan's token. Never a dead letter.
+    PlanAgain(String),
 }
 
 /// The answer to a conditional request.
@@ -285,6 +293,17 @@ pub enum Conditional<T> {
 
 /// An idempotency token (ClientRequestToken, ≤ 36 chars) derived from the
 /// parts that identify a write: the same parts give the same token.
+///
+/// DynamoDB answers a second TransactWriteItems with the same token and the
+/// same parameters within 10 minutes with success *without writing*, so a
+/// token must name one logical write, never a state transition that can
+/// recur: its parts are the identities of the source records whose effect
+/// the write applies (sequence numbers, event ids) and the attempt's plan,
+/// so that a retry of the same batch reuses it and a later, different event
+/// never does. A write no source record identifies (a command, a rebuild)
+/// takes a [`nonce`] made once per planned write. `docs/design.md` reviews
+/// every caller against this rule. [`Executor::transact`] adds the table's
+/// name, so the same write on two tables never shares a token.
 pub fn token(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -295,71 +314,125 @@ pub fn token(parts: &[&str]) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-enum Class {
-    Transient(String),
-    Permanent(String),
+/// A fresh random id (128 bits, hex) naming one planned write that no source
+/// record identifies (a command's write, a rebuild's repair): taken once per
+/// plan, so the executor's retries of that plan share its token and no other
+/// write ever gets it.
+pub fn nonce() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
-fn classify<E, R>(op: &str, err: &SdkError<E, R>) -> Class
+/// What an error answer means for the request that got it. The one
+/// classification of the executor: every retry path ([`Executor::transact`],
+/// batch writes and reads, [`Executor::conditional`], [`send_retrying`] and
+/// [`may_succeed_later`]) goes through [`ErrorClass::of`].
+///
+/// | answer | class |
+/// |---|---|
+/// | `ConditionalCheckFailedException`, cancellation reason `ConditionalCheckFailed` | [`ErrorClass::ConditionFailed`] |
+/// | `IdempotentParameterMismatchException`, `TransactionInProgressException` | [`ErrorClass::PlanAgain`] |
+/// | `ResourceNotFoundException`, `ValidationException`, `SerializationException`, `ItemCollectionSizeLimitExceededException`, `AccessDeniedException`, `UnrecognizedClientException`, `InvalidSignatureException`, `MissingAuthenticationTokenException`, `InvalidArgumentException`, `ExpiredIteratorException`, `TrimmedDataAccessException`, a request that cannot be built | [`ErrorClass::Permanent`] |
+/// | anything else: throttling, 5xx, `TransactionConflict`, timeouts, dropped connections, unknown codes | [`ErrorClass::Retry`] |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// A failed condition: an answer, not a fault (retrying gives the same
+    /// answer); the caller re-reads if it wants to.
+    ConditionFailed,
+    /// The same request again, after a pause, can succeed.
+    Retry,
+    /// The same request again cannot help, a new one can: read again, plan
+    /// again (bounded), under the new plan's token. Only a transaction gets
+    /// these answers; never a dead letter.
+    PlanAgain,
+    /// The request can never succeed.
+    Permanent,
+}
+
+impl ErrorClass {
+    /// The class of an AWS error code (`None`: no service answer, such as a
+    /// timeout or a dropped connection).
+    pub fn of_code(code: Option<&str>) -> Self {
+        match code {
+            Some("ConditionalCheckFailedException") => Self::ConditionFailed,
+            Some("IdempotentParameterMismatchException" | "TransactionInProgressException") => {
+                Self::PlanAgain
+            }
+            Some(
+                "ResourceNotFoundException"
+                | "ValidationException"
+                | "SerializationException"
+                | "ItemCollectionSizeLimitExceededException"
+                | "AccessDeniedException"
+                | "UnrecognizedClientException"
+                | "InvalidSignatureException"
+                | "MissingAuthenticationTokenException"
+                | "InvalidArgumentException"
+                | "ExpiredIteratorException"
+                | "TrimmedDataAccessException",
+            ) => Self::Permanent,
+            _ => Self::Retry,
+        }
+    }
+
+    /// The class of a failed request of any AWS service.
+    pub fn of<E, R>(err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        match err {
+            SdkError::ServiceError(service) => {
+                Self::of_code(Some(service.err().code().unwrap_or("")))
+            }
+            SdkError::ConstructionFailure(_) => Self::Permanent,
+            _ => Self::Retry,
+        }
+    }
+
+    /// What an executor gives up with for this class (`ConditionFailed` is
+    /// permanent for a request that should not have had one; `PlanAgain`
+    /// outside a transaction is retried later).
+    fn error(self, text: String) -> ExecError {
+        match self {
+            Self::Retry | Self::PlanAgain => ExecError::Transient(text),
+            Self::ConditionFailed | Self::Permanent => ExecError::Permanent(text),
+        }
+    }
+}
+
+/// A failed request's class and its one-line description.
+fn classify<E, R>(op: &str, err: &SdkError<E, R>) -> (ErrorClass, String)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
 {
-    match err {
+    let text = match err {
         SdkError::ServiceError(service) => {
             let e = service.err();
-            let code = e.code().unwrap_or("Unknown");
-            let msg = e.message().unwrap_or("");
-            let text = format!("{op}: {code}: {msg}");
-            match code {
-                // A failed condition is an answer, not a fault: retrying the
-                // same request gives the same answer. `conditional` turns it
-                // into `Conditional::ConditionFailed`.
-                "ConditionalCheckFailedException"
-                | "ValidationException"
-                | "SerializationException"
-                | "ItemCollectionSizeLimitExceededException"
-                | "IdempotentParameterMismatchException"
-                | "AccessDeniedException"
-                | "UnrecognizedClientException" => Class::Permanent(text),
-                _ => Class::Transient(text),
-            }
+            format!(
+                "{op}: {}: {}",
+                e.code().unwrap_or("Unknown"),
+                e.message().unwrap_or("")
+            )
         }
-        other => Class::Transient(format!(
+        other => format!(
             "{op}: {}",
             aws_smithy_types::error::display::DisplayErrorContext(other)
-        )),
-    }
+        ),
+    };
+    (ErrorClass::of(err), text)
 }
 
 /// Whether a failed request to any AWS service may succeed when sent again:
-/// throttling, a 5xx, a timeout, a dropped connection, an unknown error code.
-/// A missing resource, a validation error or a denied request will not.
+/// throttling, a 5xx, a timeout, a dropped connection, an unknown error code
+/// ([`ErrorClass::Retry`]). A missing resource, a validation error, a denied
+/// request or a failed condition will not.
 pub fn may_succeed_later<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
 {
-    match err {
-        SdkError::ServiceError(service) => !matches!(
-            service.err().code().unwrap_or(""),
-            "ResourceNotFoundException"
-                | "ValidationException"
-                | "InvalidArgumentException"
-                | "SerializationException"
-                | "AccessDeniedException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "MissingAuthenticationTokenException"
-                | "ConditionalCheckFailedException"
-                | "IdempotentParameterMismatchException"
-                | "ItemCollectionSizeLimitExceededException"
-                | "ExpiredIteratorException"
-                | "TrimmedDataAccessException"
-        ),
-        SdkError::ConstructionFailure(_) => false,
-        _ => true,
-    }
+    ErrorClass::of(err) == ErrorClass::Retry
 }
 
 /// Sends a request of any AWS service (`send` builds and sends it afresh
@@ -477,11 +550,15 @@ impl Executor {
     }
 
     /// Commits a transaction with an idempotency token, retrying transient
-    /// errors and conflicts; a failed condition is an answer, not an error.
+    /// errors and conflicts with the same token; a failed condition is an
+    /// answer, not an error, and so is [`TxOutcome::PlanAgain`]. The token
+    /// sent is `token` bound to this table (see [`token`]).
     pub async fn transact(&self, tx: Tx, token: &str) -> Result<TxOutcome, ExecError> {
         if tx.is_empty() {
             return Ok(TxOutcome::Committed);
         }
+        let token = self::token(&[&self.table, token]);
+        let token = token.as_str();
         if let Some(dry) = &self.dry {
             dry.record_transaction(&self.table, &tx.items, token);
             return Ok(TxOutcome::Committed);
@@ -531,16 +608,43 @@ impl Executor {
                 continue;
             }
             match classify("TransactWriteItems", &err) {
-                Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                Class::Transient(m) => {
+                (ErrorClass::Retry, m) => {
                     tracing::debug!(attempt, reason = %m, "retrying a transaction");
                     last = m;
                 }
+                (ErrorClass::PlanAgain, m) => {
+                    tracing::debug!(attempt, reason = %m, "a transaction to plan again");
+                    return Ok(TxOutcome::PlanAgain(m));
+                }
+                (class, m) => return Err(class.error(m)),
             }
         }
         Err(ExecError::Transient(format!(
             "gave up after {} attempts: {last}",
             self.retry.max_attempts
+        )))
+    }
+
+    /// Commits a transaction whose plan reads nothing (its conditions alone
+    /// decide, as a command's writes): [`Executor::transact`] under the
+    /// token of `parts`, and on [`TxOutcome::PlanAgain`] the same actions
+    /// again under a new token (`parts` and the round), at most
+    /// [`MAX_PLAN_AGAIN`] times. Never answers `PlanAgain`.
+    pub async fn transact_planned(&self, tx: Tx, parts: &[&str]) -> Result<TxOutcome, ExecError> {
+        let mut last = String::new();
+        for round in 0..MAX_PLAN_AGAIN {
+            let round_s = round.to_string();
+            let mut all: Vec<&str> = parts.to_vec();
+            if round > 0 {
+                all.extend(["plan-again", round_s.as_str()]);
+            }
+            match self.transact(tx.clone(), &token(&all)).await? {
+                TxOutcome::PlanAgain(m) => last = m,
+                done => return Ok(done),
+            }
+        }
+        Err(ExecError::Transient(format!(
+            "planned again {MAX_PLAN_AGAIN} times: {last}"
         )))
     }
 
@@ -626,8 +730,8 @@ impl Executor {
                     chunk = rest;
                 }
                 Err(e) => match classify("BatchWriteItem", &e) {
-                    Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                    Class::Transient(m) => last = m,
+                    (ErrorClass::Retry, m) => last = m,
+                    (class, m) => return Err(class.error(m)),
                 },
             }
         }
@@ -694,8 +798,8 @@ impl Executor {
                         last = format!("{} keys unprocessed", pending.len());
                     }
                     Err(e) => match classify("BatchGetItem", &e) {
-                        Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                        Class::Transient(m) => last = m,
+                        (ErrorClass::Retry, m) => last = m,
+                        (class, m) => return Err(class.error(m)),
                     },
                 }
             }
@@ -794,18 +898,11 @@ impl Executor {
             }
             match send().await {
                 Ok(v) => return Ok(Conditional::Done(v)),
-                Err(e) => {
-                    if e.as_service_error()
-                        .and_then(|s| s.code())
-                        .is_some_and(|c| c == "ConditionalCheckFailedException")
-                    {
-                        return Ok(Conditional::ConditionFailed);
-                    }
-                    match classify(op, &e) {
-                        Class::Permanent(m) => return Err(ExecError::Permanent(m)),
-                        Class::Transient(m) => last = m,
-                    }
-                }
+                Err(e) => match classify(op, &e) {
+                    (ErrorClass::ConditionFailed, _) => return Ok(Conditional::ConditionFailed),
+                    (ErrorClass::Retry, m) => last = m,
+                    (class, m) => return Err(class.error(m)),
+                },
             }
         }
         Err(ExecError::Transient(format!(
@@ -1212,6 +1309,35 @@ mod tests {
         assert_eq!(a, token(&["message-groups", "g1", "k1"]));
         assert_ne!(a, token(&["message-groups", "g1k", "1"]));
         assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn one_classification_of_every_answer() {
+        use ErrorClass as C;
+        for (code, class) in [
+            (Some("ConditionalCheckFailedException"), C::ConditionFailed),
+            (Some("IdempotentParameterMismatchException"), C::PlanAgain),
+            (Some("TransactionInProgressException"), C::PlanAgain),
+            (Some("ResourceNotFoundException"), C::Permanent),
+            (Some("ValidationException"), C::Permanent),
+            (Some("ProvisionedThroughputExceededException"), C::Retry),
+            (Some("ThrottlingException"), C::Retry),
+            (Some("InternalServerError"), C::Retry),
+            (Some("SomethingNew"), C::Retry),
+            (None, C::Retry),
+        ] {
+            assert_eq!(ErrorClass::of_code(code), class, "{code:?}");
+        }
+        // Planning again is never a dead letter.
+        assert!(C::PlanAgain.error("x".into()).is_transient());
+        assert!(!C::Permanent.error("x".into()).is_transient());
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let a = nonce();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, nonce());
     }
 
     #[test]

@@ -91,6 +91,9 @@ enum Fault {
 
 struct Shared {
     rate: f64,
+    /// TransactWriteItems requests still to drop after the write, whatever
+    /// the rate ([`ChaosProxy::drop_transactions`]).
+    forced_drops: u32,
     rng: fastrand::Rng,
     counts: FaultCounts,
     seen: HashSet<u64>,
@@ -205,6 +208,7 @@ impl ChaosProxy {
         let url = format!("http://{}", listener.local_addr()?);
         let shared = Arc::new(Mutex::new(Shared {
             rate: rate.clamp(0.0, 1.0),
+            forced_drops: 0,
             rng: fastrand::Rng::with_seed(seed),
             counts: FaultCounts::default(),
             seen: HashSet::new(),
@@ -242,6 +246,15 @@ impl ChaosProxy {
         }
     }
 
+    /// The next `n` TransactWriteItems requests are forwarded (so they take
+    /// effect) and then dropped without an answer, whatever the rate: a
+    /// test's way to lose the answer of a transaction that was applied.
+    pub fn drop_transactions(&self, n: u32) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.forced_drops = n;
+        }
+    }
+
     /// Waits (up to `limit`) until every request received has been answered
     /// by the endpoint: those of a killed process included.
     pub async fn drain(&self, limit: Duration) -> bool {
@@ -273,11 +286,16 @@ fn draw(state: &Mutex<Shared>, target: &str, body: &[u8]) -> (Option<Fault>, boo
     if !s.seen.insert(h.finish()) {
         s.counts.repeated += 1;
     }
+    let transaction = target.ends_with(".TransactWriteItems");
+    if transaction && s.forced_drops > 0 {
+        s.forced_drops -= 1;
+        s.counts.dropped_after_write += 1;
+        return (Some(Fault::DropAfterWrite), false);
+    }
     let rate = s.rate;
     if s.rng.f64() >= rate {
         return (None, false);
     }
-    let transaction = target.ends_with(".TransactWriteItems");
     let kinds = if transaction { 5 } else { 4 };
     let fault = match s.rng.usize(0..kinds) {
         0 => Fault::Throttle,

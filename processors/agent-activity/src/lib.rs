@@ -431,6 +431,11 @@ async fn commit_shared(
                     (u, UnitState::Done(from))
                 }));
             }
+            Ok(TxOutcome::PlanAgain(_)) => {
+                // Nothing known to be written: every member re-reads and
+                // converges alone.
+                out.extend(members.drain(..).map(|u| (u, UnitState::Conflict)));
+            }
             Ok(TxOutcome::ConditionFailed(actions)) => {
                 // Map the failed actions back to their units.
                 let mut owner = Vec::with_capacity(updates.len());
@@ -538,7 +543,7 @@ async fn write_profile(
         };
         match commit(ctx, &[&update]).await? {
             TxOutcome::Committed => return Ok(from),
-            TxOutcome::ConditionFailed(_) => {
+            TxOutcome::ConditionFailed(_) | TxOutcome::PlanAgain(_) => {
                 // Someone else wrote it (a newer event, reconcile,
                 // extensions): re-read and plan again.
                 state = ctx
@@ -593,6 +598,12 @@ async fn write_daily_chunk(
         let refs: Vec<&GuardedUpdate> = updates.iter().collect();
         match commit(ctx, &refs).await? {
             TxOutcome::Committed => return Ok(()),
+            TxOutcome::PlanAgain(_) => {
+                // Nothing known to be written: read the claims again.
+                let keys: Vec<Key> = updates.iter().map(|u| u.key.clone()).collect();
+                let claimed = claimed_events(ctx, &keys).await?;
+                pending.retain(|c| !claimed.contains(c.event.id.as_str()));
+            }
             TxOutcome::ConditionFailed(_) => {
                 let keys: Vec<Key> = updates.iter().map(|u| u.key.clone()).collect();
                 let claimed = claimed_events(ctx, &keys).await?;

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use futures::StreamExt as _;
 use schedule::{Op, View};
 use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
-use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, token};
+use streamfold_shared::executor::{ExecError, Expr, Item, MAX_PLAN_AGAIN, TxOutcome, token};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::{Extension, Key};
 use streamfold_shared::record::{ChangeKind, StreamRecord};
@@ -700,7 +700,9 @@ enum Claim {
 
 /// One transaction: the profile takes `x` (index 0), and the ext item moves
 /// from free (or from `from`, the departed agent, who must not hold it
-/// again) to the agent.
+/// again) to the agent. An answer that says to plan again builds the
+/// transaction again (a new time, so a new token), a few times: its
+/// conditions decide, as for a retried commit whose answer was lost.
 async fn claim(
     ctx: &Context,
     w: &Waiter,
@@ -708,6 +710,32 @@ async fn claim(
     from: Option<&AgentId>,
     purpose: &str,
 ) -> Result<Claim, ExecError> {
+    let mut last = String::new();
+    for _ in 0..MAX_PLAN_AGAIN {
+        match claim_once(ctx, w, x, from, purpose).await? {
+            Ok(claim) => return Ok(claim),
+            Err(why) => last = why,
+        }
+    }
+    Err(ExecError::Transient(format!(
+        "agent {}: planned the claim of {x} again {MAX_PLAN_AGAIN} times: {last}",
+        w.agent
+    )))
+}
+
+/// One attempt of [`claim`]; `Ok(Err(why))` to plan again.
+///
+/// The token names this one planned transaction: the agent, the extension,
+/// where it comes from and the attempt's own time (`assigned_at`, part of
+/// the parameters), so no other claim ever has it and the executor's
+/// retries of this one share it.
+async fn claim_once(
+    ctx: &Context,
+    w: &Waiter,
+    x: &Extension,
+    from: Option<&AgentId>,
+    purpose: &str,
+) -> Result<Result<Claim, String>, ExecError> {
     let at = Timestamp::now();
     let mut tx = ctx.exec.tx();
     let (set, cond) = profile_takes(x);
@@ -738,9 +766,10 @@ async fn claim(
         w.username.as_deref().unwrap_or(""),
     ]);
     Ok(match ctx.exec.transact(tx, &t).await? {
-        TxOutcome::Committed => Claim::Done,
-        TxOutcome::ConditionFailed(failed) if failed.contains(&0) => Claim::AgentDone,
-        TxOutcome::ConditionFailed(_) => Claim::ExtTaken,
+        TxOutcome::Committed => Ok(Claim::Done),
+        TxOutcome::ConditionFailed(failed) if failed.contains(&0) => Ok(Claim::AgentDone),
+        TxOutcome::ConditionFailed(_) => Ok(Claim::ExtTaken),
+        TxOutcome::PlanAgain(why) => Err(why),
     })
 }
 
@@ -856,8 +885,28 @@ async fn release(
 }
 
 /// One transaction: the ext item goes back to the pool if it is still
-/// assigned to `from` and `from` does not hold it again.
+/// assigned to `from` and `from` does not hold it again. Planned again (a
+/// new time, a new token) a few times if the answer says so.
 async fn free(ctx: &Context, from: &AgentId, x: &Extension) -> Result<bool, ExecError> {
+    let mut last = String::new();
+    for _ in 0..MAX_PLAN_AGAIN {
+        match free_once(ctx, from, x).await? {
+            Ok(freed) => return Ok(freed),
+            Err(why) => last = why,
+        }
+    }
+    Err(ExecError::Transient(format!(
+        "extension {x}: planned its release again {MAX_PLAN_AGAIN} times: {last}"
+    )))
+}
+
+/// One attempt of [`free`]; `Ok(Err(why))` to plan again. Its token: the
+/// agent, the extension and the attempt's own time (`freed_at`).
+async fn free_once(
+    ctx: &Context,
+    from: &AgentId,
+    x: &Extension,
+) -> Result<Result<bool, String>, ExecError> {
     let at = Timestamp::now();
     let mut tx = ctx.exec.tx();
     tx.update(
@@ -873,10 +922,11 @@ async fn free(ctx: &Context, from: &AgentId, x: &Extension) -> Result<bool, Exec
     )?;
     tx.check(&Key::Profile(from.clone()), not_holding(x))?;
     let t = token(&[NAME, "free", from.as_str(), x.as_str(), &at.to_string()]);
-    Ok(matches!(
-        ctx.exec.transact(tx, &t).await?,
-        TxOutcome::Committed
-    ))
+    Ok(match ctx.exec.transact(tx, &t).await? {
+        TxOutcome::Committed => Ok(true),
+        TxOutcome::ConditionFailed(_) => Ok(false),
+        TxOutcome::PlanAgain(why) => Err(why),
+    })
 }
 
 /// What [`settle`] did.

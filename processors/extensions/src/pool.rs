@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use streamfold_shared::attrs::{nv, s, sv};
 use streamfold_shared::executor::{
-    Conditional, ExecError, Executor, Expr, Item, TRANSACT_MAX, TxOutcome, token,
+    Conditional, ExecError, Executor, Expr, Item, TRANSACT_MAX, TxOutcome, nonce,
 };
 use streamfold_shared::ids::ProcessorName;
 use streamfold_shared::keys::{Extension, Key};
@@ -175,8 +175,10 @@ async fn init_locked(
                         &Key::Extension(x.extension.clone()),
                         Some(Expr::new("gsi1pk = :free").s(":free", FREE)),
                     )?;
-                    let t = token(&["extensions-init", "reserve", x.extension.as_str()]);
-                    if exec.transact(tx, &t).await? == TxOutcome::Committed {
+                    // One planned write of this run: its own nonce.
+                    let run = nonce();
+                    let parts = ["extensions-init", "reserve", x.extension.as_str(), &run];
+                    if exec.transact_planned(tx, &parts).await? == TxOutcome::Committed {
                         report.reserved_removed += 1;
                     } else {
                         report.reserved_assigned.push(x.extension.to_string());

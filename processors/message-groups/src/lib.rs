@@ -16,10 +16,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use streamfold_shared::attrs::{redact, sv};
-use streamfold_shared::engine::{Context, Decoded, Processor, Step};
-use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, token};
+use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Source, Step};
+use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, nonce, token};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::keys::Key;
 use streamfold_shared::record::{ChangeKind, StreamRecord};
@@ -376,35 +377,88 @@ impl Processor for MessageGroups {
         state: Option<&Self::State>,
         events: &[&Event],
     ) -> Vec<Step> {
-        let state = match state {
-            None => {
-                let why = format!("group {key} does not exist yet; the message will be retried");
-                return vec![Step::Failed(why); events.len()];
-            }
-            Some(Err(e)) => return vec![Step::Invalid(e.clone()); events.len()],
-            Some(Ok(s)) => s,
-        };
-        let (target, steps) = plan(state.last.as_ref(), events);
-        if target == Target::Keep {
-            return steps;
+        apply_key(ctx, key, state, events, &[]).await
+    }
+
+    /// Every group on its own, `ctx.concurrency` at a time, each with its
+    /// events' source records (the idempotency token names them).
+    async fn apply_batch(
+        &self,
+        ctx: &Context,
+        work: &[KeyWork<'_, Self::State, Event>],
+    ) -> Vec<Vec<Step>> {
+        let mut futures = Vec::with_capacity(work.len());
+        for (slot, w) in work.iter().enumerate() {
+            futures.push(async move {
+                (
+                    slot,
+                    apply_key(ctx, w.key, w.state, &w.events, &w.sources).await,
+                )
+            });
         }
-        match converge(ctx, state.clone(), target).await {
-            Ok(()) => steps,
-            Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
-            Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
-        }
+        let mut results: Vec<(usize, Vec<Step>)> = futures::stream::iter(futures)
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect()
+            .await;
+        results.sort_by_key(|(slot, _)| *slot);
+        results.into_iter().map(|(_, steps)| steps).collect()
     }
 }
 
-/// Commits the target; on a failed condition re-reads the group and the
-/// newest message and tries again, a few times.
+/// Applies one group's events; `sources` are their records (empty when no
+/// record carries them).
+async fn apply_key(
+    ctx: &Context,
+    key: &str,
+    state: Option<&Result<GroupState, String>>,
+    events: &[&Event],
+    sources: &[Source<'_>],
+) -> Vec<Step> {
+    let state = match state {
+        None => {
+            let why = format!("group {key} does not exist yet; the message will be retried");
+            return vec![Step::Failed(why); events.len()];
+        }
+        Some(Err(e)) => return vec![Step::Invalid(e.clone()); events.len()],
+        Some(Ok(s)) => s,
+    };
+    let (target, steps) = plan(state.last.as_ref(), events);
+    if target == Target::Keep {
+        return steps;
+    }
+    match converge(ctx, state.clone(), target, &origin(sources)).await {
+        Ok(()) => steps,
+        Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
+        Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
+    }
+}
+
+/// What the group's writes of one delivery apply, for their idempotency
+/// tokens: a digest of the identities of the source records (sequence
+/// numbers and record ids), so the same batch delivered again names the
+/// same writes and any other event never does; without records (a rebuild,
+/// a direct call) a [`nonce`], one per call.
+fn origin(sources: &[Source<'_>]) -> String {
+    if sources.is_empty() {
+        return nonce();
+    }
+    let parts: Vec<&str> = sources.iter().flat_map(|s| s.parts()).collect();
+    token(&parts)
+}
+
+/// Commits the target; on a failed condition, or an answer that says to
+/// plan again (the token was used with other parameters, or its call still
+/// runs), re-reads the group and the newest message and tries again, a few
+/// times. Each round's transaction has its own token: `origin` (the source
+/// records), the round and the plan.
 async fn converge(
     ctx: &Context,
     mut state: GroupState,
     target: Target<'_>,
+    origin: &str,
 ) -> Result<(), ExecError> {
     let mut want = target;
-    for _ in 0..MAX_CONVERGE {
+    for round in 0..MAX_CONVERGE {
         let newest;
         let show = match want {
             Target::Keep => return Ok(()),
@@ -414,9 +468,9 @@ async fn converge(
                 newest.as_ref()
             }
         };
-        match commit(ctx, &state, show).await? {
+        match commit(ctx, &state, show, &[origin, &round.to_string()]).await? {
             TxOutcome::Committed => return Ok(()),
-            TxOutcome::ConditionFailed(_) => {
+            TxOutcome::ConditionFailed(_) | TxOutcome::PlanAgain(_) => {
                 let item = ctx.exec.get(&Key::Group(state.group.clone()), true).await?;
                 let Some(item) = item else {
                     return Err(ExecError::Transient(format!(
@@ -465,7 +519,7 @@ pub async fn expected_previews(ctx: &Context, state: GroupState) -> Result<Expec
 /// Rewrites a group's previews from its newest message, with the same
 /// guarded transaction the processor uses: safe while the pipeline runs.
 pub async fn resolve(ctx: &Context, state: GroupState) -> Result<(), ExecError> {
-    converge(ctx, state, Target::Resolve).await
+    converge(ctx, state, Target::Resolve, &nonce()).await
 }
 
 /// The newest message of a group, read consistently.
@@ -505,11 +559,14 @@ async fn newest_message(ctx: &Context, group: &GroupId) -> Result<Option<Message
 }
 
 /// One transaction moving a group's previews from `state.last` to `show`
-/// (or removing them when `show` is `None`).
+/// (or removing them when `show` is `None`). Its token: `attempt` (what
+/// the write applies: the source records' digest and the round) and the
+/// plan (old and new message key, text, sender).
 async fn commit(
     ctx: &Context,
     state: &GroupState,
     show: Option<&Message>,
+    attempt: &[&str],
 ) -> Result<TxOutcome, ExecError> {
     let group_key = Key::Group(state.group.clone());
     let old = state.last.as_ref();
@@ -562,7 +619,10 @@ async fn commit(
         }
     };
     let old_rendered = old.map(MessageKey::render).unwrap_or_default();
-    let token = token(&[NAME, state.group.as_str(), &old_rendered, &material]);
+    let mut parts = vec![NAME, state.group.as_str()];
+    parts.extend_from_slice(attempt);
+    parts.extend([old_rendered.as_str(), material.as_str()]);
+    let token = token(&parts);
     ctx.exec.transact(tx, &token).await
 }
 

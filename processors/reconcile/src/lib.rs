@@ -28,7 +28,7 @@ use extensions::model::{AGENTS, GSI2, WAITING};
 use serde::Serialize;
 use streamfold_shared::attrs::{s, sv};
 use streamfold_shared::engine::Context;
-use streamfold_shared::executor::{ExecError, Expr, Item, RetryPolicy, TxOutcome, token};
+use streamfold_shared::executor::{ExecError, Expr, Item, RetryPolicy, TxOutcome, nonce};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
 use tracing::{info, warn};
@@ -435,8 +435,11 @@ async fn rename(ctx: &Context, u: &User) -> Result<bool, ExecError> {
         Expr::new("SET username = :u, gsi2sk = :u").s(":u", u.username.as_str()),
         Some(Expr::new("attribute_exists(pk)")),
     )?;
-    let t = token(&[NAME, "rename", u.id.as_str(), &u.username]);
-    Ok(ctx.exec.transact(tx, &t).await? == TxOutcome::Committed)
+    // A rename can recur (A to B, back to A, to B again within minutes):
+    // each planned rename is its own write, named by a nonce.
+    let run = nonce();
+    let parts = [NAME, "rename", u.id.as_str(), &u.username, &run];
+    Ok(ctx.exec.transact_planned(tx, &parts).await? == TxOutcome::Committed)
 }
 
 /// Deletes an agent's profile; its extension is freed through the stream.

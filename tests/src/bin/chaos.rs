@@ -3,6 +3,8 @@
 //!
 //!     cargo run -p streamfold-tests --bin chaos --release -- [SCALE] [RATES] [KILLS] [SEED] [WORKLOADS]
 //!
+//! Without `--release` the `streamfold` CLI it drives is a debug build too.
+//!
 //! Defaults: scale 1 (3,000 messages over 60 conversations; a day of 12
 //! agents, about 3,300 events; 2,000 extension arrivals on a pool of 1,800,
 //! 500 leaving, 500 more), rates `0.1,0.3`, 3 kills per pass, seed 7, every workload
@@ -44,7 +46,9 @@ async fn main() -> ExitCode {
         .nth(5)
         .map(|w| w.split(',').map(|s| s.trim().to_owned()).collect())
         .unwrap_or_default();
-    let bin = match build_binary("streamfold", true) {
+    // The CLI in this binary's own profile: `--release` (the report's
+    // figures) or debug (a quick run on a warm debug target).
+    let bin = match build_binary("streamfold", !cfg!(debug_assertions)) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("chaos: {e}");

@@ -9,3 +9,4 @@ mod replay;
 mod support;
 mod tail;
 mod template;
+mod tokens;
