@@ -40,6 +40,12 @@ pub enum Op {
         x: Extension,
         to: Waiter,
     },
+    /// `agent` takes `x`, reserved for its username by an import.
+    Reserved {
+        agent: Waiter,
+        x: Extension,
+        username: String,
+    },
     /// `x` of the departed `from` goes back to the pool.
     Free { from: AgentId, x: Extension },
     /// No free extension: the agent waits for a release.
@@ -65,6 +71,9 @@ pub struct View {
     /// Agents of the batch that hold an extension already (a consistent
     /// read): a queue entry of theirs is stale.
     pub holding: HashSet<AgentId>,
+    /// Reservations of the arriving agents' usernames (a consistent read):
+    /// username → the extension kept for it.
+    pub reserved: HashMap<String, Extension>,
 }
 
 /// The ops, one per action in the order given, and what is left of the
@@ -93,6 +102,7 @@ pub fn schedule(actions: &[&Action], view: View) -> Schedule {
         free,
         waiting,
         holding,
+        mut reserved,
     } = view;
     let mut free: BTreeSet<Extension> = free.into_iter().collect();
     let mut line: BTreeMap<Place, Waiter> = BTreeMap::new();
@@ -150,6 +160,19 @@ pub fn schedule(actions: &[&Action], view: View) -> Schedule {
                         Op::Restore {
                             agent: w,
                             x: x.clone(),
+                        }
+                    } else if let Some((username, x)) = profile
+                        .username
+                        .as_ref()
+                        .and_then(|u| reserved.remove_entry(u.as_str()))
+                    {
+                        // Kept for this username by an import: never the
+                        // lowest free one, and it is not in `free`.
+                        served.insert(w.agent.clone());
+                        Op::Reserved {
+                            agent: w,
+                            x,
+                            username,
                         }
                     } else if let Some(x) = free.pop_first() {
                         served.insert(w.agent.clone());
@@ -281,7 +304,9 @@ mod tests {
             let num = |a: &AgentId| a.as_str()[1..].parse::<usize>().unwrap_or_default();
             let x_of = |x: &Extension| x.as_str().parse::<usize>().unwrap_or_default();
             match op {
-                Op::Claim { agent, x } | Op::Restore { agent, x } => {
+                Op::Claim { agent, x }
+                | Op::Restore { agent, x }
+                | Op::Reserved { agent, x, .. } => {
                     assert!(!self.holds(num(&agent.agent)));
                     self.held.insert(x_of(x), num(&agent.agent));
                     self.waiting.remove(&num(&agent.agent));
@@ -395,6 +420,71 @@ mod tests {
         let s = schedule(&kept.iter().collect::<Vec<_>>(), view);
         assert!(s.ops.iter().all(|op| *op == Op::Nothing), "{:?}", s.ops);
         assert_eq!(t, after);
+    }
+
+    fn arrive_as(n: usize, username: &str) -> Action {
+        match arrive(n) {
+            Action::Assign { mut profile, prior } => {
+                profile.username = Some(username.to_owned());
+                Action::Assign { profile, prior }
+            }
+            other => other,
+        }
+    }
+
+    /// A reserved extension goes to its username's profile, never to
+    /// another arrival, and does not move the others' lowest-free order.
+    #[test]
+    fn a_reservation_is_honoured_on_arrival() {
+        let actions = [
+            arrive(1),
+            arrive_as(2, "ada"),
+            arrive(3),
+            arrive_as(4, "bob"),
+        ];
+        let view = View {
+            free: vec![ext(0), ext(1)],
+            reserved: HashMap::from([("ada".to_owned(), ext(9))]),
+            ..View::default()
+        };
+        let s = schedule(&actions.iter().collect::<Vec<_>>(), view);
+        let mut ada = waiter(2);
+        ada.username = Some("ada".to_owned());
+        let mut bob = waiter(4);
+        bob.username = Some("bob".to_owned());
+        assert_eq!(
+            s.ops,
+            vec![
+                Op::Claim {
+                    agent: waiter(1),
+                    x: ext(0)
+                },
+                Op::Reserved {
+                    agent: ada,
+                    x: ext(9),
+                    username: "ada".to_owned()
+                },
+                Op::Claim {
+                    agent: waiter(3),
+                    x: ext(1)
+                },
+                Op::Wait { agent: agent(4) },
+            ]
+        );
+        // Redelivered after the reservation was used: the agent holds it,
+        // plan() drops its arrival, and nobody else is offered 0009.
+        let view = View {
+            free: vec![ext(1)],
+            ..View::default()
+        };
+        let s = schedule(&[&arrive(3)], view);
+        assert_eq!(
+            s.ops,
+            vec![Op::Claim {
+                agent: waiter(3),
+                x: ext(1)
+            }]
+        );
     }
 
     /// The outcome of a churn is the same whether the stream comes as one

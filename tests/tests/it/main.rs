@@ -1,5 +1,6 @@
 mod agent_activity;
 mod extensions;
+mod import;
 mod lambda_runtime;
 mod message_groups;
 mod properties;
