@@ -554,28 +554,6 @@ async fn read_view(
     }
     wanted.sort();
     wanted.dedup();
-    // Reservations of the arriving agents' usernames (an import kept their
-    // old extension for them): one consistent BatchGetItem.
-    let usernames: Vec<Key> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Assign { profile, .. } => profile.username.as_deref(),
-            Action::Release { .. } => None,
-        })
-        .filter_map(|u| Username::new(u).ok())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(Key::Reservation)
-        .collect();
-    if !usernames.is_empty() {
-        for item in ctx.exec.batch_get(&usernames, true).await? {
-            if let Ok(r) = Reservation::from_item(&item) {
-                pools.free.tried.insert(r.extension.to_string());
-                view.reserved
-                    .insert(r.username.to_string(), r.extension.clone());
-            }
-        }
-    }
     if !wanted.is_empty() {
         let keys: Vec<Key> = wanted.iter().cloned().map(Key::Extension).collect();
         for x in &wanted {
@@ -613,6 +591,34 @@ async fn read_view(
             .iter()
             .map(|p| (p.queue_key.clone().unwrap_or_default(), Waiter::from(p)))
             .collect();
+    }
+    // Reservations of the arriving and the waiting agents' usernames (an
+    // import kept their old extension for them): one consistent
+    // BatchGetItem. A reserved agent gets its own, never a hand-over.
+    let usernames: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Assign { profile, .. } => profile.username.as_deref(),
+            Action::Release { .. } => None,
+        })
+        .chain(
+            view.waiting
+                .iter()
+                .filter_map(|(_, w)| w.username.as_deref()),
+        )
+        .filter_map(|u| Username::new(u).ok())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(Key::Reservation)
+        .collect();
+    if !usernames.is_empty() {
+        for item in ctx.exec.batch_get(&usernames, true).await? {
+            if let Ok(r) = Reservation::from_item(&item) {
+                pools.free.tried.insert(r.extension.to_string());
+                view.reserved
+                    .insert(r.username.to_string(), r.extension.clone());
+            }
+        }
     }
     for x in &view.free {
         pools.free.tried.insert(x.to_string());
@@ -912,6 +918,12 @@ async fn release(
 ) -> Result<bool, ExecError> {
     for _ in 0..MAX_TRIES {
         let waiter = { pools.lock().await.next_waiter(ctx).await? };
+        // A waiter with a reservation gets its reserved extension, not this.
+        if let Some(w) = &waiter
+            && reservation_of(ctx, w).await?.is_some()
+        {
+            continue;
+        }
         match waiter {
             Some(w) => match claim(ctx, &w, x, Some(from), "handover").await? {
                 Claim::Done => {

@@ -71,8 +71,8 @@ pub struct View {
     /// Agents of the batch that hold an extension already (a consistent
     /// read): a queue entry of theirs is stale.
     pub holding: HashSet<AgentId>,
-    /// Reservations of the arriving agents' usernames (a consistent read):
-    /// username → the extension kept for it.
+    /// Reservations of the arriving and the waiting agents' usernames (a
+    /// consistent read): username → the extension kept for it.
     pub reserved: HashMap<String, Extension>,
 }
 
@@ -108,7 +108,13 @@ pub fn schedule(actions: &[&Action], view: View) -> Schedule {
     let mut line: BTreeMap<Place, Waiter> = BTreeMap::new();
     let mut place_of: HashMap<AgentId, Place> = HashMap::new();
     for (key, w) in waiting {
-        if holding.contains(&w.agent) || place_of.contains_key(&w.agent) {
+        // A waiting agent with a reservation is served by its own arrival
+        // (or `settle`) with its reserved extension, never by a hand-over.
+        let reserved_for = w
+            .username
+            .as_ref()
+            .is_some_and(|u| reserved.contains_key(u.as_str()));
+        if holding.contains(&w.agent) || place_of.contains_key(&w.agent) || reserved_for {
             continue;
         }
         let place = (0, key);
@@ -252,6 +258,8 @@ mod tests {
         pool: usize,
         /// agents waiting (profile without extension), by id
         waiting: BTreeSet<usize>,
+        /// agent → the extension reserved for its username (`u{n}`)
+        reserved: BTreeMap<usize, usize>,
     }
 
     impl Table {
@@ -284,17 +292,27 @@ mod tests {
                         } else {
                             view.holding.insert(agent(n));
                         }
+                        if let (Some(u), Some(x)) = (&profile.username, self.reserved.get(&n)) {
+                            view.reserved.insert(u.clone(), ext(*x));
+                        }
                     }
                 }
             }
             view.free = (0..self.pool)
-                .filter(|x| self.holder_of(*x).is_none())
+                .filter(|x| self.holder_of(*x).is_none() && !self.reserved.values().any(|r| r == x))
                 .map(ext)
                 .collect();
             view.waiting = self
                 .waiting
                 .iter()
-                .map(|n| (since(*n), waiter(*n)))
+                .map(|n| {
+                    let mut w = waiter(*n);
+                    if let Some(x) = self.reserved.get(n) {
+                        w.username = Some(format!("u{n}"));
+                        view.reserved.insert(format!("u{n}"), ext(*x));
+                    }
+                    (since(*n), w)
+                })
                 .collect();
             (kept, view)
         }
@@ -304,12 +322,24 @@ mod tests {
             let num = |a: &AgentId| a.as_str()[1..].parse::<usize>().unwrap_or_default();
             let x_of = |x: &Extension| x.as_str().parse::<usize>().unwrap_or_default();
             match op {
-                Op::Claim { agent, x }
-                | Op::Restore { agent, x }
-                | Op::Reserved { agent, x, .. } => {
+                Op::Claim { agent, x } | Op::Restore { agent, x } => {
                     assert!(!self.holds(num(&agent.agent)));
+                    assert!(self.holder_of(x_of(x)).is_none() || matches!(op, Op::Restore { .. }));
+                    assert!(
+                        !self.reserved.values().any(|r| *r == x_of(x)),
+                        "{x} is reserved"
+                    );
                     self.held.insert(x_of(x), num(&agent.agent));
                     self.waiting.remove(&num(&agent.agent));
+                }
+                Op::Reserved { agent, x, username } => {
+                    let n = num(&agent.agent);
+                    assert!(!self.holds(n));
+                    assert_eq!(self.reserved.get(&n), Some(&x_of(x)));
+                    assert_eq!(username, &format!("u{n}"));
+                    self.reserved.remove(&n);
+                    self.held.insert(x_of(x), n);
+                    self.waiting.remove(&n);
                 }
                 Op::Handover { from, x, to } => {
                     assert_eq!(self.holder_of(x_of(x)), Some(num(from)));
@@ -345,7 +375,11 @@ mod tests {
             .map(|&(arrives, n)| {
                 if arrives {
                     table.waiting.insert(n);
-                    arrive(n)
+                    if table.reserved.contains_key(&n) {
+                        arrive_as(n, &format!("u{n}"))
+                    } else {
+                        arrive(n)
+                    }
                 } else {
                     let x = table
                         .held
@@ -397,6 +431,7 @@ mod tests {
             pool: 2,
             held: BTreeMap::from([(0, 10), (1, 11)]),
             waiting: BTreeSet::from([30]),
+            ..Table::default()
         };
         let actions = stream(&mut t, &[(false, 11), (false, 10), (true, 40)]);
         t.apply(&actions, |_| true);
@@ -412,6 +447,7 @@ mod tests {
             pool: 2,
             held: BTreeMap::from([(0, 10)]),
             waiting: BTreeSet::from([30]),
+            ..Table::default()
         };
         let actions = stream(&mut t, &[(false, 10), (true, 31)]);
         t.apply(&actions, |_| true);
@@ -485,6 +521,53 @@ mod tests {
                 x: ext(1)
             }]
         );
+    }
+
+    /// With reservations: the reserved agents get their own extensions
+    /// whatever crashed or where the stream was cut, nobody else ever gets a
+    /// reserved one, and a reservation whose agent never comes stays.
+    #[test]
+    fn reservations_hold_through_crashes_and_cuts() {
+        let phases: Vec<Vec<(bool, usize)>> = vec![
+            (0..8).map(|n| (true, n)).collect(),
+            vec![(false, 0), (false, 4), (true, 13)],
+            (8..12).map(|n| (true, n)).collect(),
+        ];
+        let start = Table {
+            pool: 12,
+            reserved: BTreeMap::from([(3, 11), (13, 5), (20, 0)]),
+            ..Table::default()
+        };
+        let run = |crash: &dyn Fn(usize, usize) -> bool, cut: usize| {
+            let mut t = start.clone();
+            for (p, phase) in phases.iter().enumerate() {
+                let actions = stream(&mut t, phase);
+                t.apply(&actions, |i| crash(p, i));
+                let cut = cut.min(actions.len());
+                t.apply(&actions[..cut], |_| true);
+                t.apply(&actions[cut..], |_| true);
+            }
+            t
+        };
+        let reference = run(&|_, _| true, usize::MAX);
+        assert_eq!(reference.holder_of(11), Some(3), "{reference:?}");
+        assert_eq!(reference.holder_of(5), Some(13), "{reference:?}");
+        assert_eq!(reference.holder_of(0), None);
+        assert_eq!(reference.reserved, BTreeMap::from([(20, 0)]));
+        for seed in 0..200u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut bits = Vec::new();
+            for _ in 0..48 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bits.push(state % 3 != 0);
+            }
+            let crash = |p: usize, i: usize| bits[(p * 16 + i) % bits.len()];
+            for cut in [0, 1, 2, 5, usize::MAX] {
+                assert_eq!(run(&crash, cut), reference, "seed {seed}, cut {cut}");
+            }
+        }
     }
 
     /// The outcome of a churn is the same whether the stream comes as one

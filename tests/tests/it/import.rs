@@ -27,6 +27,24 @@ use streamfold_shared::ids::{GroupId, Timestamp, UserId};
 use streamfold_shared::record::StreamRecord;
 use streamfold_tests::{TestTable, table};
 
+use crate::support::cli;
+
+/// Runs the `streamfold` binary; its exit code and stdout parsed as JSON.
+async fn streamfold_json(table: &str, args: &[&str]) -> (i32, Value) {
+    let out = cli(table, args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "streamfold {args:?}: {e}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), json)
+}
+
 /// Creates a table of the old system: `pk` + `sk` and one GSI.
 async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2]) -> String {
     let name = format!("{}-{suffix}", tt.name);
@@ -236,6 +254,28 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     let text = dry.render();
     assert!(text.contains("dry run") && text.contains("12345"), "{text}");
 
+    // The command line, with --dry-run: the same decisions, nothing written.
+    let (code, json) = streamfold_json(
+        &tt.name,
+        &[
+            "import",
+            "extensions",
+            "--from-table",
+            &old,
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(
+        (json["reserved"].as_u64(), json["assigned"].as_u64()),
+        (Some(3), Some(1)),
+        "{json}"
+    );
+    assert_eq!(json["outside_pool"], serde_json::json!(["12345"]));
+    assert_eq!(tt.snapshot().await, before, "a dry run wrote");
+
     let s = import_table(&tt, &old, false).await;
     assert!(s.errors.is_empty() && s.conflicts.is_empty(), "{s:#?}");
     assert_eq!((s.assigned, s.reserved, s.displaced), (1, 3, 1), "{s:#?}");
@@ -248,6 +288,9 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     );
     let c = clean_census(&tt).await;
     assert_eq!(c.reserved, 3, "{c:?}");
+    let (code, stats) = streamfold_json(&tt.name, &["extensions", "stats", "--json"]).await;
+    assert_eq!(code, 0, "{stats}");
+    assert_eq!(stats["reserved"].as_u64(), Some(3), "{stats}");
 
     // The pipeline sees the import's writes: nothing moves.
     let r = new_records(&tt, &mut seen).await;
@@ -660,6 +703,65 @@ async fn import_cruddur_keeps_every_conversation() {
         "{again:#?}"
     );
     assert_eq!(tt.snapshot().await, before);
+
+    // A crash half-way through the messages (the groups are all written
+    // before the first message): the rerun writes exactly the missing ones
+    // and ends where a whole run ends.
+    let lost = [
+        streamfold_shared::keys::Key::parse(&format!("MSG#{G1}"), "2023-03-02T08:00:00.999999Z#m3")
+            .unwrap_or_else(|e| panic!("{e}")),
+        streamfold_shared::keys::Key::parse(&format!("MSG#{G2}"), "2022-12-31T23:59:59.500000Z#m4")
+            .unwrap_or_else(|e| panic!("{e}")),
+    ];
+    tt.exec()
+        .batch_delete(&lost)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = tt.stream_records().await.len();
+    let rerun = cruddur::import(&tt.app, &old, false, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // The pipeline sees the rerun's writes (the group's view state comes
+    // back from its messages).
+    let records = tt.stream_records().await;
+    let report = run_batch(
+        &MessageGroups,
+        tt.ctx(),
+        &records[seen.min(records.len())..],
+    )
+    .await;
+    assert!(report.failures.is_empty(), "{:?}", report.outcomes);
+    assert_eq!(
+        (
+            rerun.groups_written,
+            rerun.messages_written,
+            rerun.messages_existing
+        ),
+        (0, 2, 3),
+        "{rerun:#?}"
+    );
+    assert_eq!(tt.snapshot().await, before);
+
+    // The command line: unresolved groups make the exit status 1.
+    let (code, json) = streamfold_json(
+        &tt.name,
+        &[
+            "import",
+            "cruddur",
+            "--from-table",
+            &old,
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["messages_existing"].as_u64(), Some(5), "{json}");
+    assert_eq!(
+        json["unresolved"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
     drop_old(&tt, &old).await;
     tt.drop_table().await;
 }
