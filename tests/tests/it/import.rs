@@ -765,3 +765,89 @@ async fn import_cruddur_keeps_every_conversation() {
     drop_old(&tt, &old).await;
     tt.drop_table().await;
 }
+
+/// The import while the pipeline runs: profiles of the old usernames and
+/// newcomers arrive and are processed before, during and after it. Whatever
+/// ran first, every old username ends on its old extension, no newcomer on
+/// one of them, and the pool's invariants hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_extensions_while_the_pipeline_runs() {
+    let tt = table("import-live").await;
+    let spec = PoolSpec::new(4, "0050-9999").unwrap_or_else(|e| panic!("{e}"));
+    pool::init(tt.exec(), &spec, 8, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let old = old_table(&tt, "connect-ext", "skIndex", ["sk", "sk_value"]).await;
+    let usernames: Vec<String> = (0..16).map(|i| format!("old-{i:02}")).collect();
+    for (i, u) in usernames.iter().enumerate() {
+        let x = format!("{:04}", 30 + i);
+        put(&tt, &old, &[("pk", &x), ("sk", "agentID"), ("sk_value", u)]).await;
+    }
+    let mut seen = tt.stream_records().await.len();
+    // Some old agents and a newcomer are there before the import.
+    let early: Vec<(usize, &str)> = vec![(100, "new-a"), (0, &usernames[0]), (1, &usernames[1])];
+    arrive(&tt, &early).await;
+    let r = new_records(&tt, &mut seen).await;
+    pipeline(&tt, &r).await;
+
+    // The import, while the rest arrive and the pipeline keeps up.
+    let importer = async {
+        let rows = import_ext::read_table(&tt.app, &old)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        import_ext::import(
+            &tt.app,
+            import_ext::plan(&rows, 4),
+            false,
+            4,
+            &ProgressBar::hidden(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let late: Vec<(usize, String)> = (2..16)
+        .map(|i| (i, usernames[i].clone()))
+        .chain((101..104).map(|n| (n, format!("new-{n}"))))
+        .collect();
+    let arrivals = async {
+        let mut seen = seen;
+        for chunk in late.chunks(3) {
+            let refs: Vec<(usize, &str)> = chunk.iter().map(|(n, u)| (*n, u.as_str())).collect();
+            arrive(&tt, &refs).await;
+            let r = new_records(&tt, &mut seen).await;
+            pipeline(&tt, &r).await;
+        }
+        seen
+    };
+    let (s, seen_now) = tokio::join!(importer, arrivals);
+    seen = seen_now;
+    assert!(s.errors.is_empty() && s.conflicts.is_empty(), "{s:#?}");
+    // The pipeline catches up with the import's own writes.
+    loop {
+        let r = new_records(&tt, &mut seen).await;
+        if r.is_empty() {
+            break;
+        }
+        pipeline(&tt, &r).await;
+    }
+    for (i, u) in usernames.iter().enumerate() {
+        assert_eq!(
+            extension_of(&tt, i).await,
+            Some(format!("{:04}", 30 + i)),
+            "{u} after {s:#?}"
+        );
+    }
+    for n in 100..104 {
+        let x = extension_of(&tt, n).await.unwrap_or_default();
+        let num: usize = x.parse().unwrap_or(usize::MAX);
+        assert!(num < 30, "newcomer {n} has {x:?}");
+    }
+    let c = clean_census(&tt).await;
+    assert!(c.is_settled(), "{c:?}");
+    assert_eq!((c.assigned, c.reserved, c.waiting), (20, 0, 0), "{c:?}");
+    // And again: nothing to do.
+    let again = import_table(&tt, &old, false).await;
+    assert_eq!(again.kept, 16, "{again:#?}");
+    drop_old(&tt, &old).await;
+    tt.drop_table().await;
+}
