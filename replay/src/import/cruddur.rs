@@ -226,6 +226,9 @@ pub struct Summary {
     pub malformed: Vec<String>,
     /// Rows that are neither `GRP#` nor `MSG#`.
     pub other_rows: u64,
+    /// Wall time and requests (both tables; the command fills them).
+    pub seconds: f64,
+    pub requests: u64,
 }
 
 impl Summary {
@@ -254,6 +257,9 @@ impl Summary {
         for m in &self.malformed {
             let _ = writeln!(o, "malformed row: {m}");
         }
+        if self.requests > 0 {
+            let _ = writeln!(o, "{:.1} s, {} requests", self.seconds, self.requests);
+        }
         if self.dry_run {
             o.push_str("dry run: nothing was written\n");
         } else if self.messages_written > 0 {
@@ -263,10 +269,6 @@ impl Summary {
         }
         o
     }
-}
-
-fn sdk(e: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
-    anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e))
 }
 
 /// Writes the items whose keys are not in the table yet (one consistent
@@ -331,7 +333,7 @@ pub async fn import(app: &App, from: &str, dry_run: bool, progress: bool) -> Res
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(sdk)?;
+        let page = page.map_err(|e| super::old_table_error(from, e))?;
         for item in page.items.unwrap_or_default() {
             sum.rows += 1;
             spin.inc(1);
@@ -432,7 +434,7 @@ pub async fn import(app: &App, from: &str, dry_run: bool, progress: bool) -> Res
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(sdk)?;
+        let page = page.map_err(|e| super::old_table_error(from, e))?;
         let mut batch = Vec::new();
         for item in page.items.unwrap_or_default() {
             bar.inc(1);
@@ -463,7 +465,11 @@ pub async fn import(app: &App, from: &str, dry_run: bool, progress: bool) -> Res
 /// `streamfold import cruddur`. Exit status 1 when a group was unresolved
 /// or a row malformed (everything else is imported).
 pub async fn run_cli(app: &App, args: CruddurArgs) -> Result<ExitCode> {
-    let s = import(app, &args.from_table, args.dry_run, !args.json).await?;
+    let started = std::time::Instant::now();
+    app.counter.reset();
+    let mut s = import(app, &args.from_table, args.dry_run, !args.json).await?;
+    s.seconds = started.elapsed().as_secs_f64();
+    s.requests = app.counter.total();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

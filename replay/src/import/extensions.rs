@@ -283,9 +283,7 @@ pub async fn read_table(app: &App, name: &str) -> Result<Vec<OldRow>> {
         _ => None,
     };
     while let Some(page) = pages.next().await {
-        let page = page
-            .map_err(|e| anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))
-            .with_context(|| format!("scanning table {name}"))?;
+        let page = page.map_err(|e| super::old_table_error(name, e))?;
         for item in page.items.unwrap_or_default() {
             rows.push(OldRow {
                 pk: text(&item, "pk").unwrap_or_default(),
@@ -309,10 +307,14 @@ pub async fn read_csv(app: &App, source: &str) -> Result<String> {
             .send()
             .await
             .map_err(|e| {
-                anyhow!(
-                    "reading {source}: {}",
-                    aws_sdk_s3::error::DisplayErrorContext(e)
-                )
+                use aws_sdk_s3::error::ProvideErrorMetadata as _;
+                match (e.code(), e.message()) {
+                    (Some(code), Some(message)) => anyhow!("reading {source}: {code}: {message}"),
+                    _ => anyhow!(
+                        "reading {source}: {}",
+                        aws_sdk_s3::error::DisplayErrorContext(e)
+                    ),
+                }
             })?;
         let bytes = out
             .body
@@ -362,6 +364,9 @@ pub struct Summary {
     pub changes: Vec<PairOutcome>,
     /// Waiting agents given an extension freed by the import.
     pub settled: u64,
+    /// Wall time and requests sent to the table (the command fills them).
+    pub seconds: f64,
+    pub requests: u64,
 }
 
 impl Summary {
@@ -496,6 +501,13 @@ impl Summary {
                 self.settled
             );
         }
+        if self.requests > 0 {
+            let _ = writeln!(
+                o,
+                "{:.1} s, {} requests to the table",
+                self.seconds, self.requests
+            );
+        }
         if self.dry_run {
             o.push_str("dry run: nothing was written\n");
         }
@@ -575,8 +587,12 @@ pub async fn run_cli(app: &App, args: ExtensionsArgs) -> Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} assignments {per_sec} eta {eta}")
             .map_err(|e| anyhow!(e))?,
     );
-    let s = import(app, plan, args.dry_run, args.concurrency, &bar).await?;
+    let started = std::time::Instant::now();
+    app.counter.reset();
+    let mut s = import(app, plan, args.dry_run, args.concurrency, &bar).await?;
     bar.finish_and_clear();
+    s.seconds = started.elapsed().as_secs_f64();
+    s.requests = app.counter.total();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

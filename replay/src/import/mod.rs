@@ -7,7 +7,8 @@ pub mod extensions;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use clap::Subcommand;
 
 use crate::app::App;
@@ -30,5 +31,24 @@ pub async fn run(app: &App, cmd: ImportCmd) -> Result<ExitCode> {
     match cmd {
         ImportCmd::Extensions(args) => extensions::run_cli(app, args).await,
         ImportCmd::Cruddur(args) => cruddur::run_cli(app, args).await,
+    }
+}
+
+/// A DynamoDB error on the old table as one readable line (the code and
+/// message, and what to do about a missing table).
+pub(crate) fn old_table_error<E, R>(table: &str, e: SdkError<E, R>) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match (e.code(), e.message()) {
+        (Some("ResourceNotFoundException"), _) => anyhow!(
+            "table {table} does not exist here (check --from-table, AWS_REGION and the account)"
+        ),
+        (Some(code), Some(message)) => anyhow!("reading table {table}: {code}: {message}"),
+        _ => anyhow!(
+            "reading table {table}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(e)
+        ),
     }
 }
