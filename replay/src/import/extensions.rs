@@ -566,8 +566,9 @@ pub async fn import(
     Ok(s)
 }
 
-/// `streamfold import extensions`. Exit status 1 when a pair failed or
-/// conflicted (the rest is done; rerun after fixing).
+/// `streamfold import extensions`. Exit status 1 when a pair failed,
+/// conflicted or names an extension streamfold's pool does not have (the
+/// rest is done; rerun after fixing).
 pub async fn run_cli(app: &App, args: ExtensionsArgs) -> Result<ExitCode> {
     if !(1..=8).contains(&args.digits) {
         bail!("--digits must be 1 to 8, not {}", args.digits);
@@ -598,11 +599,13 @@ pub async fn run_cli(app: &App, args: ExtensionsArgs) -> Result<ExitCode> {
     } else {
         print!("{}", s.render());
     }
-    Ok(if s.errors.is_empty() && s.conflicts.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if s.errors.is_empty() && s.conflicts.is_empty() && s.not_in_pool.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 #[cfg(test)]
