@@ -26,7 +26,14 @@
 //!   (the view was stale) moves on to the next spare candidate. The
 //!   conditions, not the (eventually consistent) index reads, are what keep
 //!   the invariants: no extension assigned twice, no agent with two, and
-//!   free + assigned = pool size.
+//!   free + assigned + reserved = pool size.
+//! - **reservations** (`streamfold import extensions`): an extension kept
+//!   for a Connect username with no profile yet (`RESERVATION#{username}`,
+//!   its ext item `reserved_for` the username). The batch reads the
+//!   reservations of its arriving and waiting usernames; such an agent gets
+//!   its reserved extension (claim = ext item still reserved for it +
+//!   profile without extension + the reservation deleted), never the lowest
+//!   free one and never a hand-over.
 
 pub mod adopt;
 pub mod census;
