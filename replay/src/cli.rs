@@ -75,6 +75,9 @@ pub enum Command {
     /// The agent extension pool: init, list, show, stats.
     #[command(subcommand)]
     Extensions(crate::extensions::ExtensionsCmd),
+    /// Adopt the data of the systems streamfold replaces (extensions, chat).
+    #[command(subcommand)]
+    Import(crate::import::ImportCmd),
     /// Put Connect agent events (files, or a synthetic day of N agents)
     /// into a Kinesis stream, as Connect's agent event streaming does.
     Publish(crate::publish::PublishArgs),
@@ -229,6 +232,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agents(cmd) => crate::agents::run(&app, cmd).await,
         Command::Extensions(cmd) => crate::extensions::run(&app, cmd).await,
         Command::Publish(args) => crate::publish::run_cli(&app, args).await,
+        Command::Import(cmd) => crate::import::run(&app, cmd).await,
         Command::Replay(args) => replay(&app, args).await,
         Command::Tail(args) => crate::tail::run_cli(&app, args).await,
         Command::Capture(args) => crate::capture::run_cli(&app, args).await,

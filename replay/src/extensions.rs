@@ -225,6 +225,11 @@ async fn list(app: &App, free: bool, assigned: bool, limit: usize, json: bool) -
                     "username": usernames.get(agent),
                     "assigned_at": assigned_at,
                 }),
+                ExtState::Reserved { username } => json!({
+                    "extension": x.extension.as_str(),
+                    "status": "reserved",
+                    "username": username,
+                }),
                 ExtState::Broken(why) => {
                     json!({"extension": x.extension.as_str(), "status": "broken", "error": why})
                 }
@@ -250,6 +255,13 @@ async fn list(app: &App, free: bool, assigned: bool, limit: usize, json: bool) -
                     agent.clone(),
                     usernames.get(agent).cloned().unwrap_or_default(),
                     assigned_at.as_deref().map(when).unwrap_or_default(),
+                ],
+                ExtState::Reserved { username } => vec![
+                    x.extension.to_string(),
+                    "reserved".into(),
+                    String::new(),
+                    username.clone(),
+                    String::new(),
                 ],
                 ExtState::Broken(why) => vec![
                     x.extension.to_string(),
@@ -316,6 +328,17 @@ async fn show(app: &App, extension: &str, digits: u8, json: bool) -> Result<Exit
             }
             return Ok(ExitCode::SUCCESS);
         }
+        ExtState::Reserved { username } => {
+            if json {
+                println!(
+                    "{}",
+                    json!({"extension": x.as_str(), "status": "reserved", "username": username})
+                );
+            } else {
+                println!("extension {x} is reserved for {username} (no profile yet)");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         ExtState::Broken(why) => bail!("extension {x} is inconsistent: {why}"),
         ExtState::Assigned {
             agent, assigned_at, ..
@@ -374,6 +397,12 @@ async fn stats(app: &App, json: bool) -> Result<ExitCode> {
         println!("pool size        {}", c.pool_size);
         println!("free             {}", c.free);
         println!("assigned         {}", c.assigned);
+        if c.reserved > 0 || c.pending_reservations > 0 {
+            println!(
+                "reserved         {} (kept for usernames with no profile yet; {} arriving)",
+                c.reserved, c.pending_reservations
+            );
+        }
         println!("agents           {}", c.agents);
         println!("waiting agents   {}", c.waiting);
         if c.pending_release > 0 {
@@ -390,7 +419,7 @@ async fn stats(app: &App, json: bool) -> Result<ExitCode> {
         }
         if c.violations.is_empty() {
             println!(
-                "invariants       hold (free + assigned = pool size; no extension or agent twice)"
+                "invariants       hold (free + assigned + reserved = pool size; no extension or agent twice; every reservation matches its item)"
             );
         } else {
             println!("invariants       BROKEN:");

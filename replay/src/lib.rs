@@ -10,6 +10,7 @@ pub mod chat;
 pub mod checkpoint;
 pub mod cli;
 pub mod extensions;
+pub mod import;
 pub mod input;
 pub mod pipeline;
 pub mod problem;

@@ -140,6 +140,12 @@ id_type!(
     "agent_id"
 );
 id_type!(
+    /// A Connect username (the profile's `username`, gsi2): the key of an
+    /// extension reservation.
+    Username,
+    "username"
+);
+id_type!(
     /// A source event id (Connect EventId, stream eventID).
     EventId,
     "event_id"

@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 
 use crate::ids::{
     AgentId, EventId, GroupId, IdError, MessageId, ProcessorName, ShardId, Timestamp,
-    TimestampError, UserId, shown,
+    TimestampError, UserId, Username, shown,
 };
 
 /// Why a `pk`/`sk` pair is not a key this table knows.
@@ -125,6 +125,10 @@ pub enum Key {
     Checkpoint { stream: StreamArn, shard: ShardId },
     /// `LOCK#{name}` / `LOCK`: a lease that keeps two runs of a job apart.
     Lock(ProcessorName),
+    /// `RESERVATION#{username}` / `RESERVATION`: an extension kept for a
+    /// Connect username that has no profile yet (`streamfold import
+    /// extensions`); its ext item is out of the free queue meanwhile.
+    Reservation(Username),
 }
 
 impl Key {
@@ -140,6 +144,7 @@ impl Key {
             Key::DeadLetter { processor, .. } => format!("DEADLETTER#{processor}"),
             Key::Checkpoint { stream, .. } => format!("CHECKPOINT#{}", stream.as_str()),
             Key::Lock(name) => format!("LOCK#{name}"),
+            Key::Reservation(u) => format!("RESERVATION#{u}"),
         }
     }
 
@@ -167,6 +172,7 @@ impl Key {
             } => format!("{received_at}#{record}"),
             Key::Checkpoint { shard, .. } => shard.to_string(),
             Key::Lock(_) => "LOCK".to_owned(),
+            Key::Reservation(_) => "RESERVATION".to_owned(),
         }
     }
 
@@ -245,6 +251,7 @@ impl Key {
                 shard: ShardId::new(sk)?,
             }),
             "LOCK" if sk == "LOCK" => Ok(Key::Lock(ProcessorName::new(rest)?)),
+            "RESERVATION" if sk == "RESERVATION" => Ok(Key::Reservation(Username::new(rest)?)),
             _ => Err(unknown()),
         }
     }
@@ -337,6 +344,7 @@ mod tests {
             },
             Key::Profile(id("a1")),
             Key::Lock(id("extensions-init")),
+            Key::Reservation(id("ada.lovelace@example.com")),
             Key::Activity {
                 agent: id("a1"),
                 at: ts("2026-11-20T10:00:00.5Z"),
@@ -385,6 +393,9 @@ mod tests {
         assert!(Key::parse("NOPE#g", "GROUP").is_err());
         assert!(Key::parse("AGENT#a", "DAY#2026-2-1").is_err());
         assert!(Key::parse("EXT#12a", "EXT").is_err());
+        assert!(Key::parse("RESERVATION#ada", "EXT").is_err());
+        assert!(Key::parse("RESERVATION#", "RESERVATION").is_err());
+        assert!(Key::parse("RESERVATION#a#b", "RESERVATION").is_err());
         assert!(Key::parse("", "").is_err());
         // An id cannot smuggle a second key part in.
         assert!(Key::parse("GRP#u", "2026-11-20T10:02:00.000000Z#g#extra").is_err());
@@ -417,7 +428,7 @@ mod properties {
         /// not only on noise that is refused.
         #[test]
         fn key_shaped_pairs_round_trip(
-            prefix in prop::sample::select(vec!["GROUP#", "MSG#", "GRP#", "AGENT#", "EXT#", "DEADLETTER#", "CHECKPOINT#", "LOCK#", ""]),
+            prefix in prop::sample::select(vec!["GROUP#", "MSG#", "GRP#", "AGENT#", "EXT#", "DEADLETTER#", "CHECKPOINT#", "LOCK#", "RESERVATION#", ""]),
             id in prop_oneof!["[a-zA-Z0-9:/._-]{1,20}", "[0-9]{1,9}", ".{0,12}"],
             sk_prefix in prop::sample::select(vec!["", "ACT#", "DAY#"]),
             at in prop_oneof![
@@ -428,7 +439,7 @@ mod properties {
             tail in prop_oneof![
                 Just(String::new()),
                 "#[a-zA-Z0-9:._-]{0,10}",
-                prop::sample::select(vec!["GROUP", "PROFILE", "EXT", "LOCK", "shardId-0001"]).prop_map(str::to_owned),
+                prop::sample::select(vec!["GROUP", "PROFILE", "EXT", "LOCK", "RESERVATION", "shardId-0001"]).prop_map(str::to_owned),
             ],
         ) {
             let pk = format!("{prefix}{id}");
@@ -491,6 +502,7 @@ mod properties {
                 "shardId-0001",
             ),
             ("LOCK#extensions-init", "LOCK"),
+            ("RESERVATION#ada@example.com", "RESERVATION"),
         ];
         for (pk, sk) in valid {
             assert!(Key::parse(pk, sk).is_ok(), "{pk} / {sk}");

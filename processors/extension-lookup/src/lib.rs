@@ -8,6 +8,12 @@
 //! table that cannot be read in time, answers `found=false` with a
 //! `reason`; it never fails. Two reads: GetItem of the ext item, GetItem of
 //! the agent's profile (for its status).
+//!
+//! A contact flow built for the awsconnect-extensions Lambda works
+//! unchanged: the extension may come as `Details.Parameters.pk` (that
+//! flow's parameter name), and a found answer also carries that Lambda's
+//! fields, `pk` (the extension), `sk` (`agentID`) and `sk_value` (the
+//! agent's Connect username, which the flow transfers to).
 
 use std::collections::HashMap;
 
@@ -36,6 +42,8 @@ pub enum Reason {
     Unknown,
     /// In the pool, assigned to nobody.
     Free,
+    /// Kept for a username whose profile has not arrived yet.
+    Reserved,
     /// Assigned to an agent whose profile is gone (being released).
     Unassigned,
     /// The table could not be read.
@@ -49,6 +57,7 @@ impl Reason {
             Reason::Malformed => "malformed",
             Reason::Unknown => "unknown",
             Reason::Free => "free",
+            Reason::Reserved => "reserved",
             Reason::Unassigned => "unassigned",
             Reason::Unavailable => "unavailable",
         }
@@ -64,13 +73,16 @@ pub fn digits_from_env() -> u8 {
         .unwrap_or(4)
 }
 
-/// The requested extension of a contact-flow event, as typed.
+/// The requested extension of a contact-flow event, as typed:
+/// `Details.Parameters.extension`, or `Details.Parameters.pk` as the
+/// awsconnect-extensions flow sends it.
 pub fn requested(event: &Value) -> Option<String> {
-    match event.pointer("/Details/Parameters/extension")? {
+    let value = |name: &str| match event.pointer(&format!("/Details/Parameters/{name}"))? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
+    };
+    value("extension").or_else(|| value("pk"))
 }
 
 fn not_found(reason: Reason, extension: Option<&Extension>) -> HashMap<String, String> {
@@ -121,6 +133,7 @@ async fn answer(exec: &Executor, digits: u8, event: &Value) -> HashMap<String, S
     let agent = match ExtItem::from_item(&item).map(|e| e.state) {
         Ok(ExtState::Assigned { agent, .. }) => agent,
         Ok(ExtState::Free) => return not_found(Reason::Free, Some(&x)),
+        Ok(ExtState::Reserved { .. }) => return not_found(Reason::Reserved, Some(&x)),
         Ok(ExtState::Broken(why)) => {
             warn!(extension = %x, error = %why, "ext item is inconsistent");
             return not_found(Reason::Unavailable, Some(&x));
@@ -148,6 +161,10 @@ async fn answer(exec: &Executor, digits: u8, event: &Value) -> HashMap<String, S
     }
     let text = |name: &str| s(&profile, name).unwrap_or_default().to_owned();
     HashMap::from([
+        // The awsconnect-extensions Lambda's answer, for flows built on it.
+        ("pk".to_owned(), x.to_string()),
+        ("sk".to_owned(), "agentID".to_owned()),
+        ("sk_value".to_owned(), text("username")),
         ("found".to_owned(), "true".to_owned()),
         ("extension".to_owned(), x.to_string()),
         ("agent_id".to_owned(), agent.to_string()),
@@ -177,5 +194,11 @@ mod tests {
         assert_eq!(requested(&n).as_deref(), Some("42"));
         assert_eq!(requested(&serde_json::json!({})), None);
         assert_eq!(requested(&serde_json::json!([1])), None);
+        // The awsconnect-extensions flow's parameter name.
+        let old: Value = serde_json::json!({"Details": {"Parameters": {"pk": "0042"}}});
+        assert_eq!(requested(&old).as_deref(), Some("0042"));
+        let both: Value =
+            serde_json::json!({"Details": {"Parameters": {"extension": "7", "pk": "0042"}}});
+        assert_eq!(requested(&both).as_deref(), Some("7"));
     }
 }

@@ -18,6 +18,8 @@ pub struct Census {
     pub pool_size: u64,
     pub free: u64,
     pub assigned: u64,
+    /// Kept for a username that has no profile yet (`import extensions`).
+    pub reserved: u64,
     /// Agent profiles.
     pub agents: u64,
     /// Profiles waiting for an extension (gsi1 `EXT#WAITING`).
@@ -27,6 +29,9 @@ pub struct Census {
     pub pending_release: u64,
     /// Profiles with neither an extension nor a place in the queue.
     pub unqueued: u64,
+    /// Reservations whose username has a waiting profile: the processor
+    /// has not seen its arrival yet.
+    pub pending_reservations: u64,
     /// Every broken invariant, one line each (empty when all hold).
     pub violations: Vec<String>,
 }
@@ -34,15 +39,24 @@ pub struct Census {
 impl Census {
     /// True when every invariant holds and nothing is pending.
     pub fn is_settled(&self) -> bool {
-        self.violations.is_empty() && self.pending_release == 0
+        self.violations.is_empty() && self.pending_release == 0 && self.pending_reservations == 0
     }
 }
 
 /// Every ext item and agent profile of the table (paginated Scan, only the
 /// attributes the census needs).
 pub async fn scan_pool(exec: &Executor) -> Result<(Vec<Item>, Vec<Item>), ExecError> {
+    let (exts, agents, _) = scan_pool_all(exec).await?;
+    Ok((exts, agents))
+}
+
+/// Every ext item, agent profile and reservation of the table.
+pub async fn scan_pool_all(
+    exec: &Executor,
+) -> Result<(Vec<Item>, Vec<Item>, Vec<Item>), ExecError> {
     let mut exts = Vec::new();
     let mut agents = Vec::new();
+    let mut reservations = Vec::new();
     let mut start: Option<Item> = None;
     loop {
         let out = exec
@@ -51,10 +65,12 @@ pub async fn scan_pool(exec: &Executor) -> Result<(Vec<Item>, Vec<Item>), ExecEr
                     .scan()
                     .table_name(exec.table())
                     .consistent_read(true)
-                    .filter_expression("#t = :ext OR (#t = :agent AND sk = :profile)")
+                    .filter_expression("#t = :ext OR #t = :res OR (#t = :agent AND sk = :profile)")
                     .projection_expression(
-                        "pk, sk, #t, agent_id, extension, gsi1pk, gsi1sk, assigned_at",
+                        "pk, sk, #t, agent_id, extension, gsi1pk, gsi1sk, assigned_at, \
+                         username, reserved_for",
                     )
+                    .expression_attribute_values(":res", sv("reservation"))
                     .expression_attribute_names("#t", "type")
                     .expression_attribute_values(":ext", sv("ext"))
                     .expression_attribute_values(":agent", sv("agent"))
@@ -66,12 +82,13 @@ pub async fn scan_pool(exec: &Executor) -> Result<(Vec<Item>, Vec<Item>), ExecEr
         for item in out.items.unwrap_or_default() {
             match item.get("type") {
                 Some(AttributeValue::S(t)) if t == "ext" => exts.push(item),
+                Some(AttributeValue::S(t)) if t == "reservation" => reservations.push(item),
                 _ => agents.push(item),
             }
         }
         start = out.last_evaluated_key;
         if start.is_none() {
-            return Ok((exts, agents));
+            return Ok((exts, agents, reservations));
         }
     }
 }
@@ -85,7 +102,19 @@ pub async fn scan_pool(exec: &Executor) -> Result<(Vec<Item>, Vec<Item>), ExecEr
 /// - a profile with an extension is not also waiting;
 /// - hence free + assigned = pool size.
 pub fn check(exts: &[Item], agents: &[Item]) -> Census {
+    check_all(exts, agents, &[])
+}
+
+/// [`check`] with reservations (`import extensions`), which add:
+///
+/// - every reserved ext item has the reservation item of its username and
+///   every reservation item names an ext item reserved for it;
+/// - a reservation's username has no profile holding another extension
+///   (one waiting for it is pending: the processor gives it on arrival);
+/// - free + assigned + reserved = pool size.
+pub fn check_all(exts: &[Item], agents: &[Item], reservations: &[Item]) -> Census {
     let mut c = Census::default();
+    let mut reserved_ext: HashMap<String, String> = HashMap::new();
     let mut holder: HashMap<String, String> = HashMap::new();
     let mut by_agent: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for item in exts {
@@ -101,6 +130,10 @@ pub fn check(exts: &[Item], agents: &[Item]) -> Census {
                         .entry(agent)
                         .or_default()
                         .push(x.extension.to_string());
+                }
+                ExtState::Reserved { username } => {
+                    c.reserved += 1;
+                    reserved_ext.insert(x.extension.to_string(), username);
                 }
                 ExtState::Broken(why) => {
                     c.violations
@@ -119,6 +152,7 @@ pub fn check(exts: &[Item], agents: &[Item]) -> Census {
         }
     }
     let mut profile_ext: HashMap<String, Option<String>> = HashMap::new();
+    let mut by_username: HashMap<String, Option<String>> = HashMap::new();
     for item in agents {
         c.agents += 1;
         let p = match Profile::from_item(item) {
@@ -148,6 +182,9 @@ pub fn check(exts: &[Item], agents: &[Item]) -> Census {
             None if p.waiting => c.waiting += 1,
             None => c.unqueued += 1,
         }
+        if let Some(u) = &p.username {
+            by_username.insert(u.clone(), p.extension.as_ref().map(|x| x.to_string()));
+        }
         profile_ext.insert(id, p.extension.map(|x| x.to_string()));
     }
     for (x, agent) in &holder {
@@ -160,10 +197,40 @@ pub fn check(exts: &[Item], agents: &[Item]) -> Census {
             )),
         }
     }
-    if c.free + c.assigned != c.pool_size {
+    let mut named: HashMap<String, String> = HashMap::new();
+    for item in reservations {
+        match crate::model::Reservation::from_item(item) {
+            Err(e) => c.violations.push(e),
+            Ok(r) => {
+                let (u, x) = (r.username.to_string(), r.extension.to_string());
+                match reserved_ext.get(&x) {
+                    Some(owner) if *owner == u => {}
+                    _ => c.violations.push(format!(
+                        "reservation of {u} names extension {x}, which is not reserved for it"
+                    )),
+                }
+                match by_username.get(&u) {
+                    None => {}
+                    Some(None) => c.pending_reservations += 1,
+                    Some(Some(held)) => c.violations.push(format!(
+                        "extension {x} is reserved for {u}, whose profile holds {held}"
+                    )),
+                }
+                named.insert(x, u);
+            }
+        }
+    }
+    for (x, u) in &reserved_ext {
+        if named.get(x) != Some(u) {
+            c.violations.push(format!(
+                "extension {x} is reserved for {u}, who has no reservation item"
+            ));
+        }
+    }
+    if c.free + c.assigned + c.reserved != c.pool_size {
         c.violations.push(format!(
-            "free {} + assigned {} != pool size {}",
-            c.free, c.assigned, c.pool_size
+            "free {} + assigned {} + reserved {} != pool size {}",
+            c.free, c.assigned, c.reserved, c.pool_size
         ));
     }
     c.violations.sort();
@@ -172,8 +239,8 @@ pub fn check(exts: &[Item], agents: &[Item]) -> Census {
 
 /// Scans the table and checks the invariants.
 pub async fn census(exec: &Executor) -> Result<Census, ExecError> {
-    let (exts, agents) = scan_pool(exec).await?;
-    Ok(check(&exts, &agents))
+    let (exts, agents, reservations) = scan_pool_all(exec).await?;
+    Ok(check_all(&exts, &agents, &reservations))
 }
 
 #[cfg(test)]
@@ -241,6 +308,42 @@ mod tests {
         assert!(!c.violations.is_empty());
         assert_eq!(c.pool_size, 1);
         let _ = FREE;
+    }
+
+    #[test]
+    fn reservations_are_counted_and_checked() {
+        let mut reserved = free_item(&ext("0009"));
+        reserved.remove("gsi1pk");
+        reserved.insert("reserved_for".into(), sv("ada"));
+        let r = crate::model::Reservation {
+            username: "ada".parse().unwrap_or_else(|e| panic!("{e:?}")),
+            extension: ext("0009"),
+        };
+        let exts = vec![free_item(&ext("0001")), reserved.clone()];
+        let c = check_all(&exts, &[], &[r.item("t")]);
+        assert!(c.is_settled(), "{c:?}");
+        assert_eq!((c.pool_size, c.free, c.reserved), (2, 1, 1));
+        // Without its reservation item, or with a profile holding another.
+        let c = check_all(&exts, &[], &[]);
+        assert!(
+            c.violations
+                .iter()
+                .any(|v| v.contains("no reservation item"))
+        );
+        let mut p = profile("a", Some("0001"));
+        p.insert("username".into(), sv("ada"));
+        let c = check_all(&exts, &[p], &[r.item("t")]);
+        assert!(
+            c.violations
+                .iter()
+                .any(|v| v.contains("whose profile holds")),
+            "{c:?}"
+        );
+        let mut w = profile("a", None);
+        w.insert("username".into(), sv("ada"));
+        let c = check_all(&exts, &[w], &[r.item("t")]);
+        assert_eq!(c.pending_reservations, 1);
+        assert!(c.violations.is_empty(), "{c:?}");
     }
 
     #[test]

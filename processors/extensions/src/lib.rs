@@ -26,8 +26,16 @@
 //!   (the view was stale) moves on to the next spare candidate. The
 //!   conditions, not the (eventually consistent) index reads, are what keep
 //!   the invariants: no extension assigned twice, no agent with two, and
-//!   free + assigned = pool size.
+//!   free + assigned + reserved = pool size.
+//! - **reservations** (`streamfold import extensions`): an extension kept
+//!   for a Connect username with no profile yet (`RESERVATION#{username}`,
+//!   its ext item `reserved_for` the username). The batch reads the
+//!   reservations of its arriving and waiting usernames; such an agent gets
+//!   its reserved extension (claim = ext item still reserved for it +
+//!   profile without extension + the reservation deleted), never the lowest
+//!   free one and never a hand-over.
 
+pub mod adopt;
 pub mod census;
 pub mod model;
 pub mod pool;
@@ -40,13 +48,15 @@ use futures::StreamExt as _;
 use schedule::{Op, View};
 use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
 use streamfold_shared::executor::{ExecError, Expr, Item, MAX_PLAN_AGAIN, TxOutcome, token};
-use streamfold_shared::ids::{AgentId, Timestamp};
+use streamfold_shared::ids::{AgentId, Timestamp, Username};
 use streamfold_shared::keys::{Extension, Key};
 use streamfold_shared::record::{ChangeKind, StreamRecord};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-pub use model::{AGENTS, ExtItem, ExtState, FREE, GSI1, GSI2, Profile, WAITING, Waiter};
+pub use model::{
+    AGENTS, ExtItem, ExtState, FREE, GSI1, GSI2, Profile, RESERVED, Reservation, WAITING, Waiter,
+};
 
 /// The processor's name.
 pub const NAME: &str = "extensions";
@@ -589,6 +599,34 @@ async fn read_view(
             .map(|p| (p.queue_key.clone().unwrap_or_default(), Waiter::from(p)))
             .collect();
     }
+    // Reservations of the arriving and the waiting agents' usernames (an
+    // import kept their old extension for them): one consistent
+    // BatchGetItem. A reserved agent gets its own, never a hand-over.
+    let usernames: Vec<Key> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Assign { profile, .. } => profile.username.as_deref(),
+            Action::Release { .. } => None,
+        })
+        .chain(
+            view.waiting
+                .iter()
+                .filter_map(|(_, w)| w.username.as_deref()),
+        )
+        .filter_map(|u| Username::new(u).ok())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(Key::Reservation)
+        .collect();
+    if !usernames.is_empty() {
+        for item in ctx.exec.batch_get(&usernames, true).await? {
+            if let Ok(r) = Reservation::from_item(&item) {
+                pools.free.tried.insert(r.extension.to_string());
+                view.reserved
+                    .insert(r.username.to_string(), r.extension.clone());
+            }
+        }
+    }
     for x in &view.free {
         pools.free.tried.insert(x.to_string());
     }
@@ -632,6 +670,17 @@ async fn run(ctx: &Context, pools: &Arc<Mutex<Pools>>, op: Op) -> Result<bool, E
             Claim::ExtTaken => assign(ctx, pools, &agent, None).await,
         },
         Op::Restore { agent, x } => assign(ctx, pools, &agent, Some(&x)).await,
+        Op::Reserved { agent, x, username } => {
+            match claim_reserved(ctx, &agent, &x, &username).await? {
+                Claim::Done => {
+                    info!(agent_id = %agent.agent, extension = %x, "reserved extension assigned");
+                    Ok(true)
+                }
+                Claim::AgentDone => Ok(false),
+                // The reservation was cancelled or used meanwhile.
+                Claim::ExtTaken => assign(ctx, pools, &agent, None).await,
+            }
+        }
         Op::Handover { from, x, to } => match claim(ctx, &to, &x, Some(&from), "handover").await? {
             Claim::Done => {
                 info!(agent_id = %to.agent, extension = %x, released_by = %from, "extension handed over to the longest-waiting agent");
@@ -659,7 +708,7 @@ async fn run(ctx: &Context, pools: &Arc<Mutex<Pools>>, op: Op) -> Result<bool, E
 /// The SET/REMOVE expression that makes an ext item assigned to `w`.
 fn assigned_update(w: &Waiter, at: Timestamp) -> Expr {
     let mut set = vec!["agent_id = :agent", "assigned_at = :at"];
-    let mut remove = vec!["gsi1pk", "gsi1sk"];
+    let mut remove = vec!["gsi1pk", "gsi1sk", "reserved_for", "reserved_at"];
     let mut e = Expr::new("")
         .s(":agent", w.agent.as_str())
         .s(":at", at.to_string());
@@ -773,6 +822,79 @@ async fn claim_once(
     })
 }
 
+/// One transaction: the profile takes `x` (index 0), the ext item moves
+/// from reserved-for-`username` to the agent, and the reservation item is
+/// deleted. An answer that says to plan again builds it again (a new time,
+/// so a new token), a few times, as [`claim`] does.
+async fn claim_reserved(
+    ctx: &Context,
+    w: &Waiter,
+    x: &Extension,
+    username: &str,
+) -> Result<Claim, ExecError> {
+    let mut last = String::new();
+    for _ in 0..MAX_PLAN_AGAIN {
+        match claim_reserved_once(ctx, w, x, username).await? {
+            Ok(claim) => return Ok(claim),
+            Err(why) => last = why,
+        }
+    }
+    Err(ExecError::Transient(format!(
+        "agent {}: planned the claim of reserved {x} again {MAX_PLAN_AGAIN} times: {last}",
+        w.agent
+    )))
+}
+
+/// One attempt of [`claim_reserved`]; `Ok(Err(why))` to plan again.
+async fn claim_reserved_once(
+    ctx: &Context,
+    w: &Waiter,
+    x: &Extension,
+    username: &str,
+) -> Result<Result<Claim, String>, ExecError> {
+    let user = Username::new(username).map_err(|e| ExecError::Permanent(e.to_string()))?;
+    let at = Timestamp::now();
+    let mut tx = ctx.exec.tx();
+    let (set, cond) = profile_takes(x);
+    tx.update(&Key::Profile(w.agent.clone()), set, Some(cond))?;
+    tx.update(
+        &Key::Extension(x.clone()),
+        assigned_update(w, at),
+        Some(Expr::new("reserved_for = :user").s(":user", username)),
+    )?;
+    tx.delete(
+        &Key::Reservation(user),
+        Some(Expr::new("extension = :x").s(":x", x.as_str())),
+    )?;
+    let t = token(&[
+        NAME,
+        "reserved",
+        w.agent.as_str(),
+        x.as_str(),
+        username,
+        &at.to_string(),
+        w.agent_arn.as_deref().unwrap_or(""),
+    ]);
+    Ok(match ctx.exec.transact(tx, &t).await? {
+        TxOutcome::Committed => Ok(Claim::Done),
+        TxOutcome::ConditionFailed(failed) if failed.contains(&0) => Ok(Claim::AgentDone),
+        TxOutcome::ConditionFailed(_) => Ok(Claim::ExtTaken),
+        TxOutcome::PlanAgain(why) => Err(why),
+    })
+}
+
+/// The reservation of `w`'s username, if any (a consistent read).
+async fn reservation_of(ctx: &Context, w: &Waiter) -> Result<Option<Reservation>, ExecError> {
+    let Some(user) = w.username.as_deref().and_then(|u| Username::new(u).ok()) else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .exec
+        .get(&Key::Reservation(user), true)
+        .await?
+        .and_then(|item| Reservation::from_item(&item).ok()))
+}
+
 /// "This agent does not hold `x`": true for a deleted profile too.
 fn not_holding(x: &Extension) -> Expr {
     Expr::new("attribute_not_exists(extension) OR extension <> :held").s(":held", x.as_str())
@@ -793,6 +915,17 @@ async fn assign(
         if let Claim::Done = claim(ctx, w, x, Some(&w.agent), "restore").await? {
             info!(agent_id = %w.agent, extension = %x, "extension restored to its agent");
             return Ok(true);
+        }
+    }
+    // Kept for this username by an import (settle, or a fallback).
+    if let Some(r) = reservation_of(ctx, w).await? {
+        match claim_reserved(ctx, w, &r.extension, r.username.as_str()).await? {
+            Claim::Done => {
+                info!(agent_id = %w.agent, extension = %r.extension, "reserved extension assigned");
+                return Ok(true);
+            }
+            Claim::AgentDone => return Ok(false),
+            Claim::ExtTaken => {}
         }
     }
     for _ in 0..MAX_TRIES {
@@ -843,6 +976,12 @@ async fn release(
 ) -> Result<bool, ExecError> {
     for _ in 0..MAX_TRIES {
         let waiter = { pools.lock().await.next_waiter(ctx).await? };
+        // A waiter with a reservation gets its reserved extension, not this.
+        if let Some(w) = &waiter
+            && reservation_of(ctx, w).await?.is_some()
+        {
+            continue;
+        }
         match waiter {
             Some(w) => match claim(ctx, &w, x, Some(from), "handover").await? {
                 Claim::Done => {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use streamfold_shared::attrs::{s, sv};
 use streamfold_shared::engine::Context;
 use streamfold_shared::executor::{ExecError, Item};
-use streamfold_shared::ids::AgentId;
+use streamfold_shared::ids::{AgentId, Username};
 use streamfold_shared::keys::{Extension, Key};
 
 /// gsi1 partition of free extensions (`gsi1sk` = the extension).
@@ -17,6 +17,9 @@ pub const FREE: &str = "EXT#FREE";
 /// gsi1 partition of agents waiting for an extension (`gsi1sk` =
 /// `{since}#{agent_id}`, so oldest first).
 pub const WAITING: &str = "EXT#WAITING";
+/// gsi1 partition of extensions reserved for a username that has no
+/// profile yet (`gsi1sk` = the username).
+pub const RESERVED: &str = "EXT#RESERVED";
 /// The extension work-queue index.
 pub const GSI1: &str = "gsi1";
 /// The agent-directory index.
@@ -89,7 +92,14 @@ pub enum ExtState {
         username: Option<String>,
         assigned_at: Option<String>,
     },
-    /// Neither free nor assigned, or both: an invariant is broken.
+    /// Kept for a Connect username that has no profile yet (`streamfold
+    /// import extensions`): out of the free queue, given to that
+    /// username's profile when it arrives.
+    Reserved {
+        username: String,
+    },
+    /// Neither free, assigned nor reserved, or more than one: an invariant
+    /// is broken.
     Broken(String),
 }
 
@@ -111,16 +121,24 @@ impl ExtItem {
         };
         let free = s(item, "gsi1pk") == Some(FREE);
         let agent = s(item, "agent_id");
-        let state = match (free, agent) {
-            (true, None) => ExtState::Free,
-            (false, Some(a)) => ExtState::Assigned {
+        let reserved = s(item, "reserved_for");
+        let state = match (free, agent, reserved) {
+            (true, None, None) => ExtState::Free,
+            (false, Some(a), None) => ExtState::Assigned {
                 agent: a.to_owned(),
                 agent_arn: s(item, "agent_arn").map(str::to_owned),
                 username: s(item, "username").map(str::to_owned),
                 assigned_at: s(item, "assigned_at").map(str::to_owned),
             },
-            (true, Some(a)) => ExtState::Broken(format!("free and assigned to {a}")),
-            (false, None) => ExtState::Broken("neither free nor assigned".to_owned()),
+            (false, None, Some(u)) => ExtState::Reserved {
+                username: u.to_owned(),
+            },
+            (true, Some(a), _) => ExtState::Broken(format!("free and assigned to {a}")),
+            (true, None, Some(_)) => ExtState::Broken("free and reserved".to_owned()),
+            (false, Some(a), Some(_)) => ExtState::Broken(format!("assigned to {a} and reserved")),
+            (false, None, None) => {
+                ExtState::Broken("neither free, assigned nor reserved".to_owned())
+            }
         };
         Ok(Self { extension, state })
     }
@@ -137,6 +155,53 @@ pub fn free_item(x: &Extension) -> Item {
         ("gsi1pk".to_owned(), sv(FREE)),
         ("gsi1sk".to_owned(), sv(x.as_str())),
     ])
+}
+
+/// A reservation item (`RESERVATION#{username}` / `RESERVATION`): the
+/// extension kept for a username with no profile yet. Its ext item says
+/// `reserved_for = username`; both are written and removed together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub username: Username,
+    pub extension: Extension,
+}
+
+impl Reservation {
+    pub fn from_item(item: &Item) -> Result<Self, String> {
+        let pk = s(item, "pk").unwrap_or_default();
+        let sk = s(item, "sk").unwrap_or_default();
+        let username = match Key::parse(pk, sk) {
+            Ok(Key::Reservation(u)) => u,
+            Ok(other) => return Err(format!("{other} is not a reservation")),
+            Err(e) => return Err(format!("reservation key: {e}")),
+        };
+        let extension = s(item, "extension")
+            .ok_or_else(|| format!("reservation of {username} has no extension"))
+            .and_then(|x| {
+                Extension::new(x).map_err(|e| format!("reservation of {username}: {e}"))
+            })?;
+        Ok(Self {
+            username,
+            extension,
+        })
+    }
+
+    pub fn key(&self) -> Key {
+        Key::Reservation(self.username.clone())
+    }
+
+    /// The reservation item.
+    pub fn item(&self, at: &str) -> Item {
+        let key = self.key();
+        Item::from([
+            ("pk".to_owned(), sv(key.pk())),
+            ("sk".to_owned(), sv(key.sk())),
+            ("type".to_owned(), sv("reservation")),
+            ("username".to_owned(), sv(self.username.as_str())),
+            ("extension".to_owned(), sv(self.extension.as_str())),
+            ("reserved_at".to_owned(), sv(at)),
+        ])
+    }
 }
 
 /// An agent waiting for an extension, as gsi1 `EXT#WAITING` lists it.
@@ -244,5 +309,36 @@ mod tests {
             ExtItem::from_item(&both).map(|e| e.state),
             Ok(ExtState::Broken(_))
         ));
+        let mut reserved = free_item(&x);
+        reserved.remove("gsi1pk");
+        reserved.insert("reserved_for".to_owned(), sv("ada"));
+        assert_eq!(
+            ExtItem::from_item(&reserved).map(|e| e.state),
+            Ok(ExtState::Reserved {
+                username: "ada".to_owned()
+            })
+        );
+        reserved.insert("agent_id".to_owned(), sv("a1"));
+        assert!(matches!(
+            ExtItem::from_item(&reserved).map(|e| e.state),
+            Ok(ExtState::Broken(_))
+        ));
+    }
+
+    #[test]
+    fn reservations_round_trip() {
+        let r = Reservation {
+            username: Username::new("ada@example.com").unwrap_or_else(|e| panic!("{e}")),
+            extension: Extension::new("0042").unwrap_or_else(|e| panic!("{e}")),
+        };
+        assert_eq!(
+            Reservation::from_item(&r.item("2026-11-20T10:00:00.000000Z")),
+            Ok(r.clone())
+        );
+        let mut bad = r.item("t");
+        bad.insert("extension".to_owned(), sv("4x"));
+        assert!(Reservation::from_item(&bad).is_err());
+        bad.remove("extension");
+        assert!(Reservation::from_item(&bad).is_err());
     }
 }

@@ -40,6 +40,12 @@ pub enum Op {
         x: Extension,
         to: Waiter,
     },
+    /// `agent` takes `x`, reserved for its username by an import.
+    Reserved {
+        agent: Waiter,
+        x: Extension,
+        username: String,
+    },
     /// `x` of the departed `from` goes back to the pool.
     Free { from: AgentId, x: Extension },
     /// No free extension: the agent waits for a release.
@@ -65,6 +71,9 @@ pub struct View {
     /// Agents of the batch that hold an extension already (a consistent
     /// read): a queue entry of theirs is stale.
     pub holding: HashSet<AgentId>,
+    /// Reservations of the arriving and the waiting agents' usernames (a
+    /// consistent read): username → the extension kept for it.
+    pub reserved: HashMap<String, Extension>,
 }
 
 /// The ops, one per action in the order given, and what is left of the
@@ -93,12 +102,19 @@ pub fn schedule(actions: &[&Action], view: View) -> Schedule {
         free,
         waiting,
         holding,
+        mut reserved,
     } = view;
     let mut free: BTreeSet<Extension> = free.into_iter().collect();
     let mut line: BTreeMap<Place, Waiter> = BTreeMap::new();
     let mut place_of: HashMap<AgentId, Place> = HashMap::new();
     for (key, w) in waiting {
-        if holding.contains(&w.agent) || place_of.contains_key(&w.agent) {
+        // A waiting agent with a reservation is served by its own arrival
+        // (or `settle`) with its reserved extension, never by a hand-over.
+        let reserved_for = w
+            .username
+            .as_ref()
+            .is_some_and(|u| reserved.contains_key(u.as_str()));
+        if holding.contains(&w.agent) || place_of.contains_key(&w.agent) || reserved_for {
             continue;
         }
         let place = (0, key);
@@ -150,6 +166,19 @@ pub fn schedule(actions: &[&Action], view: View) -> Schedule {
                         Op::Restore {
                             agent: w,
                             x: x.clone(),
+                        }
+                    } else if let Some((username, x)) = profile
+                        .username
+                        .as_ref()
+                        .and_then(|u| reserved.remove_entry(u.as_str()))
+                    {
+                        // Kept for this username by an import: never the
+                        // lowest free one, and it is not in `free`.
+                        served.insert(w.agent.clone());
+                        Op::Reserved {
+                            agent: w,
+                            x,
+                            username,
                         }
                     } else if let Some(x) = free.pop_first() {
                         served.insert(w.agent.clone());
@@ -229,6 +258,8 @@ mod tests {
         pool: usize,
         /// agents waiting (profile without extension), by id
         waiting: BTreeSet<usize>,
+        /// agent → the extension reserved for its username (`u{n}`)
+        reserved: BTreeMap<usize, usize>,
     }
 
     impl Table {
@@ -261,17 +292,27 @@ mod tests {
                         } else {
                             view.holding.insert(agent(n));
                         }
+                        if let (Some(u), Some(x)) = (&profile.username, self.reserved.get(&n)) {
+                            view.reserved.insert(u.clone(), ext(*x));
+                        }
                     }
                 }
             }
             view.free = (0..self.pool)
-                .filter(|x| self.holder_of(*x).is_none())
+                .filter(|x| self.holder_of(*x).is_none() && !self.reserved.values().any(|r| r == x))
                 .map(ext)
                 .collect();
             view.waiting = self
                 .waiting
                 .iter()
-                .map(|n| (since(*n), waiter(*n)))
+                .map(|n| {
+                    let mut w = waiter(*n);
+                    if let Some(x) = self.reserved.get(n) {
+                        w.username = Some(format!("u{n}"));
+                        view.reserved.insert(format!("u{n}"), ext(*x));
+                    }
+                    (since(*n), w)
+                })
                 .collect();
             (kept, view)
         }
@@ -283,8 +324,22 @@ mod tests {
             match op {
                 Op::Claim { agent, x } | Op::Restore { agent, x } => {
                     assert!(!self.holds(num(&agent.agent)));
+                    assert!(self.holder_of(x_of(x)).is_none() || matches!(op, Op::Restore { .. }));
+                    assert!(
+                        !self.reserved.values().any(|r| *r == x_of(x)),
+                        "{x} is reserved"
+                    );
                     self.held.insert(x_of(x), num(&agent.agent));
                     self.waiting.remove(&num(&agent.agent));
+                }
+                Op::Reserved { agent, x, username } => {
+                    let n = num(&agent.agent);
+                    assert!(!self.holds(n));
+                    assert_eq!(self.reserved.get(&n), Some(&x_of(x)));
+                    assert_eq!(username, &format!("u{n}"));
+                    self.reserved.remove(&n);
+                    self.held.insert(x_of(x), n);
+                    self.waiting.remove(&n);
                 }
                 Op::Handover { from, x, to } => {
                     assert_eq!(self.holder_of(x_of(x)), Some(num(from)));
@@ -320,7 +375,11 @@ mod tests {
             .map(|&(arrives, n)| {
                 if arrives {
                     table.waiting.insert(n);
-                    arrive(n)
+                    if table.reserved.contains_key(&n) {
+                        arrive_as(n, &format!("u{n}"))
+                    } else {
+                        arrive(n)
+                    }
                 } else {
                     let x = table
                         .held
@@ -372,6 +431,7 @@ mod tests {
             pool: 2,
             held: BTreeMap::from([(0, 10), (1, 11)]),
             waiting: BTreeSet::from([30]),
+            ..Table::default()
         };
         let actions = stream(&mut t, &[(false, 11), (false, 10), (true, 40)]);
         t.apply(&actions, |_| true);
@@ -387,6 +447,7 @@ mod tests {
             pool: 2,
             held: BTreeMap::from([(0, 10)]),
             waiting: BTreeSet::from([30]),
+            ..Table::default()
         };
         let actions = stream(&mut t, &[(false, 10), (true, 31)]);
         t.apply(&actions, |_| true);
@@ -395,6 +456,118 @@ mod tests {
         let s = schedule(&kept.iter().collect::<Vec<_>>(), view);
         assert!(s.ops.iter().all(|op| *op == Op::Nothing), "{:?}", s.ops);
         assert_eq!(t, after);
+    }
+
+    fn arrive_as(n: usize, username: &str) -> Action {
+        match arrive(n) {
+            Action::Assign { mut profile, prior } => {
+                profile.username = Some(username.to_owned());
+                Action::Assign { profile, prior }
+            }
+            other => other,
+        }
+    }
+
+    /// A reserved extension goes to its username's profile, never to
+    /// another arrival, and does not move the others' lowest-free order.
+    #[test]
+    fn a_reservation_is_honoured_on_arrival() {
+        let actions = [
+            arrive(1),
+            arrive_as(2, "ada"),
+            arrive(3),
+            arrive_as(4, "bob"),
+        ];
+        let view = View {
+            free: vec![ext(0), ext(1)],
+            reserved: HashMap::from([("ada".to_owned(), ext(9))]),
+            ..View::default()
+        };
+        let s = schedule(&actions.iter().collect::<Vec<_>>(), view);
+        let mut ada = waiter(2);
+        ada.username = Some("ada".to_owned());
+        let mut bob = waiter(4);
+        bob.username = Some("bob".to_owned());
+        assert_eq!(
+            s.ops,
+            vec![
+                Op::Claim {
+                    agent: waiter(1),
+                    x: ext(0)
+                },
+                Op::Reserved {
+                    agent: ada,
+                    x: ext(9),
+                    username: "ada".to_owned()
+                },
+                Op::Claim {
+                    agent: waiter(3),
+                    x: ext(1)
+                },
+                Op::Wait { agent: agent(4) },
+            ]
+        );
+        // Redelivered after the reservation was used: the agent holds it,
+        // plan() drops its arrival, and nobody else is offered 0009.
+        let view = View {
+            free: vec![ext(1)],
+            ..View::default()
+        };
+        let s = schedule(&[&arrive(3)], view);
+        assert_eq!(
+            s.ops,
+            vec![Op::Claim {
+                agent: waiter(3),
+                x: ext(1)
+            }]
+        );
+    }
+
+    /// With reservations: the reserved agents get their own extensions
+    /// whatever crashed or where the stream was cut, nobody else ever gets a
+    /// reserved one, and a reservation whose agent never comes stays.
+    #[test]
+    fn reservations_hold_through_crashes_and_cuts() {
+        let phases: Vec<Vec<(bool, usize)>> = vec![
+            (0..8).map(|n| (true, n)).collect(),
+            vec![(false, 0), (false, 4), (true, 13)],
+            (8..12).map(|n| (true, n)).collect(),
+        ];
+        let start = Table {
+            pool: 12,
+            reserved: BTreeMap::from([(3, 11), (13, 5), (20, 0)]),
+            ..Table::default()
+        };
+        let run = |crash: &dyn Fn(usize, usize) -> bool, cut: usize| {
+            let mut t = start.clone();
+            for (p, phase) in phases.iter().enumerate() {
+                let actions = stream(&mut t, phase);
+                t.apply(&actions, |i| crash(p, i));
+                let cut = cut.min(actions.len());
+                t.apply(&actions[..cut], |_| true);
+                t.apply(&actions[cut..], |_| true);
+            }
+            t
+        };
+        let reference = run(&|_, _| true, usize::MAX);
+        assert_eq!(reference.holder_of(11), Some(3), "{reference:?}");
+        assert_eq!(reference.holder_of(5), Some(13), "{reference:?}");
+        assert_eq!(reference.holder_of(0), None);
+        assert_eq!(reference.reserved, BTreeMap::from([(20, 0)]));
+        for seed in 0..200u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut bits = Vec::new();
+            for _ in 0..48 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bits.push(state % 3 != 0);
+            }
+            let crash = |p: usize, i: usize| bits[(p * 16 + i) % bits.len()];
+            for cut in [0, 1, 2, 5, usize::MAX] {
+                assert_eq!(run(&crash, cut), reference, "seed {seed}, cut {cut}");
+            }
+        }
     }
 
     /// The outcome of a churn is the same whether the stream comes as one

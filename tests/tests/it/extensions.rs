@@ -436,6 +436,10 @@ async fn extensions_contact_flow_fixture_finds_the_agent() {
         ),
         ("username", format!("user-{a}")),
         ("status", "Available".to_owned()),
+        // The awsconnect-extensions Lambda's fields, for flows built on it.
+        ("pk", "0042".to_owned()),
+        ("sk", "agentID".to_owned()),
+        ("sk_value", format!("user-{a}")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -367,9 +367,24 @@ async fn extension_lookup_binary_answers_connect_a_flat_string_map() {
             "agent_id": agent,
             "agent_arn": arn,
             "username": "ada",
-            "status": "Available"
+            "status": "Available",
+            "pk": "0042",
+            "sk": "agentID",
+            "sk_value": "ada"
         })
     );
+    // A flow built for the awsconnect-extensions Lambda: `pk` in, the
+    // username as `sk_value` out.
+    let old_flow = json!({
+        "Details": {
+            "ContactData": {"ContactId": "c-1", "Channel": "VOICE"},
+            "Parameters": {"pk": "0042"}
+        },
+        "Name": "ContactFlowEvent"
+    });
+    let old_answer = run.invoke(&old_flow.to_string()).await;
+    assert_eq!(old_answer["sk_value"], json!("ada"), "{old_answer}");
+    assert_eq!(old_answer["pk"], json!("0042"), "{old_answer}");
     // Connect needs a flat map of strings.
     let flat = answer
         .as_object()

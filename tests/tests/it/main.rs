@@ -1,6 +1,7 @@
 mod agent_activity;
 mod errors;
 mod extensions;
+mod import;
 mod lambda_runtime;
 mod message_groups;
 mod properties;

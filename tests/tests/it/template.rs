@@ -368,9 +368,11 @@ fn every_role_has_exactly_the_actions_its_function_uses_and_no_star() {
             set(&[
                 "dynamodb:DescribeTable",
                 "dynamodb:BatchGetItem",
+                "dynamodb:GetItem",
                 "dynamodb:Query",
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
                 "dynamodb:ConditionCheckItem",
                 "dynamodb:DescribeStream",
                 "dynamodb:GetRecords",
