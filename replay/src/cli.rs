@@ -32,8 +32,9 @@ pub struct Cli {
         default_value = "streamfold"
     )]
     pub table: String,
-    /// More detail: the whole error as the SDK gives it, and debug logs
-    /// (-vv: the SDK's own debug logs too).
+    /// More detail: the whole error as the SDK gives it, and streamfold's
+    /// debug logs (-vv: the AWS SDK's own logs too, held at INFO so that no
+    /// item or message reaches them; STREAMFOLD_SDK_LOG=1 lifts that).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
