@@ -3,6 +3,7 @@ mod errors;
 mod extensions;
 mod lambda_runtime;
 mod message_groups;
+mod ops;
 mod properties;
 mod rebuild;
 mod replay;
