@@ -65,6 +65,10 @@ pub enum Command {
     /// Records that could not be processed.
     #[command(subcommand)]
     Deadletters(DeadlettersCmd),
+    /// Redrive the batches Lambda gave up on: read the on-failure records
+    /// (an SQS queue, S3 objects or files), fetch each range from its shard
+    /// again and run it through its processors.
+    Redrive(crate::redrive::RedriveArgs),
     /// The pipeline's health: table and stream, tail's lag per shard, dead
     /// letters, the extension pool, a projection check. Exit code 1 when
     /// something needs attention.
@@ -227,6 +231,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rebuild(cmd) => crate::rebuild::run_cli(&app, cmd).await,
         Command::Deadletters(cmd) => crate::deadletters::run_cli(&app, cmd).await,
         Command::Status(args) => crate::status::run_cli(&app, args).await,
+        Command::Redrive(args) => crate::redrive::run_cli(&app, args).await,
     }
 }
 

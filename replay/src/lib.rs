@@ -17,6 +17,7 @@ pub mod problem;
 pub mod publish;
 pub mod rebuild;
 pub mod reconcile_cmd;
+pub mod redrive;
 pub mod render;
 pub mod replay;
 pub mod status;

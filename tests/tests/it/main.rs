@@ -6,6 +6,7 @@ mod message_groups;
 mod ops;
 mod properties;
 mod rebuild;
+mod redrive;
 mod replay;
 mod support;
 mod tail;

@@ -1,0 +1,309 @@
+//! `streamfold redrive` against the local endpoint: a batch the real
+//! message-groups function fails on (DynamoDB refusing its transactions),
+//! the on-failure message Lambda then sends (the local endpoint has no event
+//! source mappings, so the test writes it as Lambda does: a
+//! `DDBStreamBatchInfo` in an SQS message and in an S3 object), redriven
+//! from the queue, a file and S3; the table ends exactly as a run that never
+//! failed, a second redrive changes nothing, and a range the stream does not
+//! hold is reported as lost.
+
+use std::time::Duration;
+
+use message_groups::Participant;
+use serde_json::{Value, json};
+use streamfold::chat::{self, NewMessage};
+use streamfold::pipeline::{Pipeline, batch_backoff};
+use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::record::StreamRecord;
+use streamfold_tests::runtime_api::{
+    Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
+};
+use streamfold_tests::{TestTable, table};
+
+use crate::support::cli;
+
+async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = cli(table, args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn user(uuid: &str, handle: &str) -> Participant {
+    Participant {
+        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
+        user_handle: handle.to_owned(),
+        user_display_name: format!("{handle} display"),
+    }
+}
+
+const GROUP: &str = "redrive-group";
+
+/// A conversation of five messages, written as the app writes it.
+async fn write_sources(t: &TestTable) {
+    let (a, b) = (user("rd-u1", "one"), user("rd-u2", "two"));
+    let base = Timestamp::parse("2026-11-20T09:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+    let message = |i: usize| NewMessage {
+        group: GroupId::new(GROUP).unwrap_or_else(|e| panic!("{e}")),
+        id: MessageId::new(format!("rd-m{i}")).unwrap_or_else(|e| panic!("{e}")),
+        at: base.plus_seconds(i as i64 * 60),
+        sender: if i % 2 == 0 { a.clone() } else { b.clone() },
+        text: format!("message {i}"),
+    };
+    chat::create_group(t.exec(), [a.clone(), b.clone()], base, &message(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 1..5 {
+        chat::post(t.exec(), &message(i))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The views of a table (dead letters left out).
+async fn views(t: &TestTable) -> Vec<Value> {
+    t.snapshot_without(&["deadletter"])
+        .await
+        .into_values()
+        .collect()
+}
+
+fn table_event(records: &[StreamRecord], arn: &str) -> String {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            v["eventSourceARN"] = json!(arn);
+            v
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
+/// What the event source mapping sends its on-failure destination when it
+/// gives up on `records` of `shard`.
+fn on_failure_message(records: &[StreamRecord], shard: &str, arn: &str) -> Value {
+    let first = &records[0];
+    let last = &records[records.len() - 1];
+    let at = |r: &StreamRecord| {
+        r.dynamodb
+            .approximate_creation
+            .and_then(Timestamp::from_epoch_seconds_f64)
+            .map(|t| t.to_string())
+    };
+    json!({
+        "requestContext": {
+            "requestId": "5e7a0c1d-2f3b-4a5c-9d6e-7f8091a2b3c4",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:streamfold-message-groups",
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": 11
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST"},
+        "version": "1.0",
+        "timestamp": Timestamp::now().to_string(),
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": first.dynamodb.sequence_number,
+            "endSequenceNumber": last.dynamodb.sequence_number,
+            "approximateArrivalOfFirstRecord": at(first),
+            "approximateArrivalOfLastRecord": at(last),
+            "batchSize": records.len(),
+            "streamArn": arn
+        }
+    })
+}
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set"))
+}
+
+#[tokio::test]
+async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_gives() {
+    // The run that never failed.
+    let reference = table("redrive-ref").await;
+    write_sources(&reference).await;
+    let records = reference.stream_records().await;
+    Pipeline::new(reference.ctx().clone(), &[])
+        .run_table_batch_retrying(&records, 3, batch_backoff())
+        .await;
+    let want = views(&reference).await;
+    assert_eq!(
+        want.iter().filter(|v| v["type"] == "preview").count(),
+        2,
+        "{want:?}"
+    );
+    reference.drop_table().await;
+
+    // The same sources; the function fails on its batch, every attempt.
+    let t = table("redrive").await;
+    write_sources(&t).await;
+    let arn = t.app.stream_arn().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let shards = streamfold::tail::list_shards(&t.app.streams(), &arn)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(shards.len(), 1);
+    let records = t.stream_records().await;
+    let proxy = FaultProxy::start(&endpoint())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    proxy.set_fault(Some(Fault::on("TransactWriteItems")));
+    let binary = build_binary("message-groups", false).unwrap_or_else(|e| panic!("{e}"));
+    let api = RuntimeApi::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut env = function_env(&t.name);
+    env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL", proxy.url.clone()));
+    env.push(("AWS_MAX_ATTEMPTS", "1".to_owned()));
+    let mut function = Function::start(&binary, &api, &env).unwrap_or_else(|e| panic!("{e}"));
+    let answer = api
+        .invoke(&table_event(&records, &arn), Duration::from_secs(120))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Answer::Response(body) = answer else {
+        panic!("the function answered an error")
+    };
+    let failed: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    let first_failed = failed["batchItemFailures"][0]["itemIdentifier"]
+        .as_str()
+        .unwrap_or_else(|| panic!("nothing failed: {failed}"))
+        .to_owned();
+    let _ = function.child.kill().await;
+    assert_eq!(
+        views(&t)
+            .await
+            .iter()
+            .filter(|v| v["type"] == "preview")
+            .count(),
+        0
+    );
+
+    // Lambda retries from the first failure until it gives up, then sends
+    // the range from there to the end of the batch.
+    let from = records
+        .iter()
+        .position(|r| r.dynamodb.sequence_number == first_failed)
+        .unwrap_or_else(|| panic!("{first_failed} is not in the batch"));
+    let message = on_failure_message(&records[from..], &shards[0], &arn);
+
+    // The failure queue, as the template creates it.
+    let sqs = aws_sdk_sqs::Client::new(&t.app.sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("{}-failures", t.name))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .queue_url
+        .unwrap_or_default();
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(message.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+
+    // A dry run: what would be fetched, the writes on stdout, nothing written,
+    // the message kept.
+    let (code, stdout, stderr) = run(&t.name, &["redrive", "--queue", &queue, "--dry-run"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("would fetch"), "{stderr}");
+    assert!(stdout.contains("TransactWriteItems"), "{stdout}");
+    assert_eq!(
+        views(&t)
+            .await
+            .iter()
+            .filter(|v| v["type"] == "preview")
+            .count(),
+        0
+    );
+
+    // The redrive: every record settled, the message deleted, the table as
+    // the run that never failed.
+    let (code, stdout, stderr) = run(&t.name, &["redrive", "--queue", &queue, "--json"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["messages_deleted"], 1, "{report}");
+    assert_eq!(report["messages_kept"], 0, "{report}");
+    let batch = &report["batches"][0];
+    assert_eq!(batch["fetched"], records.len() - from, "{report}");
+    assert_eq!(batch["processors"], json!(["message-groups"]), "{report}");
+    assert_eq!(batch["failed"], 0, "{report}");
+    assert!(batch["lost"].is_null(), "{report}");
+    assert_eq!(views(&t).await, want);
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(left.messages.unwrap_or_default().is_empty());
+
+    // The same range again, from a file and from S3: nothing changes.
+    let file = std::env::temp_dir().join(format!("{}-onfailure.json", t.name));
+    std::fs::write(&file, message.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let f = file.display().to_string();
+    let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str()]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(views(&t).await, want);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&t.app.sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = format!("{}-failures", t.name).to_ascii_lowercase();
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    s3.put_object()
+        .bucket(&bucket)
+        .key("onfailure/2026/11/20/batch-1.json")
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            message.to_string().into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let url = format!("s3://{bucket}/onfailure/");
+    let (code, stdout, stderr) = run(&t.name, &["redrive", "--s3", &url, "--json"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(report["batches"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report["totals"]["applied"], 0, "{report}");
+    assert_eq!(views(&t).await, want);
+
+    // A range the stream does not hold (the local endpoint never trims: a
+    // range past its records stands for one): reported lost, with the advice.
+    let mut lost = message.clone();
+    lost["DDBStreamBatchInfo"]["startSequenceNumber"] = json!("999999999999999999999990");
+    lost["DDBStreamBatchInfo"]["endSequenceNumber"] = json!("999999999999999999999999");
+    std::fs::write(&file, lost.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str()]).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("LOST"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} records", records.len() - from)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rebuild check --repair"), "{stdout}");
+    // A replay capture is no on-failure record: said so, exit 1.
+    std::fs::write(
+        &file,
+        serde_json::to_string(&records[0]).unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (code, stdout, _) = run(&t.name, &["redrive", f.as_str()]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.contains("not a Lambda on-failure record"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_file(&file);
+    t.drop_table().await;
+}
