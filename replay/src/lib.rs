@@ -23,3 +23,4 @@ pub mod replay;
 pub mod status;
 pub mod table;
 pub mod tail;
+pub mod tail_metrics;

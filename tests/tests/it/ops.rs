@@ -293,3 +293,97 @@ async fn orphan_id(t: &TestTable) -> String {
         .and_then(|l| l["record_id"].as_str().map(str::to_owned))
         .unwrap_or_else(|| panic!("no dead letter of the orphan"))
 }
+
+#[tokio::test]
+async fn tail_shows_the_functions_figures_and_status_sees_its_checkpoints() {
+    let t = table("ops-tail").await;
+    chat::seed(t.exec())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Before tail: the stream holds records no checkpoint covers and the
+    // previews are not there yet: needs attention.
+    let (code, stdout, stderr) = run(&t.name, &["status", "--json"]).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let status = json(&stdout);
+    assert_eq!(status["tail_checkpoints"], false);
+    assert_eq!(
+        status["projections"]["previews_wrong"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{status}"
+    );
+    let behind: u64 = status["shards"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|s| s["records_behind"].as_u64()).sum())
+        .unwrap_or_default();
+    assert!(behind > 0, "{status}");
+
+    let file = temp_file(&format!("{}-metrics.jsonl", t.name));
+    let f = file.display().to_string();
+    let (code, stdout, stderr) = run(
+        &t.name,
+        &[
+            "tail",
+            "--until-idle",
+            "--idle-ms",
+            "500",
+            "--processor",
+            "message-groups",
+            "--json",
+            "--metrics",
+            f.as_str(),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let summary = json(stdout.trim());
+    let mg = &summary["processors"]["message-groups"];
+    let figures = &summary["metrics"]["message-groups"];
+    assert!(figures["batches"].as_u64().unwrap_or(0) >= 1, "{summary}");
+    let requests: u64 = figures["requests"]
+        .as_object()
+        .map(|o| o.values().filter_map(Value::as_u64).sum())
+        .unwrap_or_default();
+    assert!(requests > 0, "{summary}");
+    assert!(figures["oldest_record_age_ms_max"].as_i64().unwrap_or(-1) >= 0);
+
+    // The JSON lines: the EMF figures per batch, adding up to the summary.
+    let lines: Vec<Value> = std::fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .map(json)
+        .collect();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(lines.len() as u64, figures["batches"].as_u64().unwrap_or(0));
+    let sum = |name: &str| -> f64 { lines.iter().filter_map(|l| l[name].as_f64()).sum() };
+    assert_eq!(
+        sum("RecordsApplied"),
+        mg["applied"].as_f64().unwrap_or(-1.0)
+    );
+    assert_eq!(
+        sum("RecordsIgnored"),
+        mg["ignored"].as_f64().unwrap_or(-1.0)
+    );
+    assert_eq!(sum("DynamoDBRequests"), requests as f64);
+    for l in &lines {
+        assert_eq!(l["function"], "tail");
+        assert_eq!(l["processor"], "message-groups");
+        assert!(l["BatchDuration"].is_number() && l["OldestRecordAge"].is_number());
+    }
+
+    // After tail: its checkpoints, nothing behind them, healthy.
+    let (code, stdout, stderr) = run(&t.name, &["status"]).await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("healthy"), "{stdout}");
+    let (_, stdout, _) = run(&t.name, &["status", "--json"]).await;
+    let status = json(&stdout);
+    assert_eq!(status["tail_checkpoints"], true, "{status}");
+    assert!(
+        status["shards"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| s["records_behind"] == 0)),
+        "{status}"
+    );
+    t.drop_table().await;
+}
