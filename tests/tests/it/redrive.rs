@@ -52,7 +52,7 @@ async fn write_sources(t: &TestTable) {
         group: GroupId::new(GROUP).unwrap_or_else(|e| panic!("{e}")),
         id: MessageId::new(format!("rd-m{i}")).unwrap_or_else(|e| panic!("{e}")),
         at: base.plus_seconds(i as i64 * 60),
-        sender: if i % 2 == 0 { a.clone() } else { b.clone() },
+        sender: if i.is_multiple_of(2) { a.clone() } else { b.clone() },
         text: format!("message {i}"),
     };
     chat::create_group(t.exec(), [a.clone(), b.clone()], base, &message(0))
