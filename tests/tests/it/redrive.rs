@@ -14,11 +14,12 @@ use serde_json::{Value, json};
 use streamfold::chat::{self, NewMessage};
 use streamfold::pipeline::{Pipeline, batch_backoff};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::StreamRecord;
 use streamfold_tests::runtime_api::{
     Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
 };
-use streamfold_tests::{TestTable, table};
+use streamfold_tests::{TestTable, fixture, table};
 
 use crate::support::cli;
 
@@ -52,7 +53,11 @@ async fn write_sources(t: &TestTable) {
         group: GroupId::new(GROUP).unwrap_or_else(|e| panic!("{e}")),
         id: MessageId::new(format!("rd-m{i}")).unwrap_or_else(|e| panic!("{e}")),
         at: base.plus_seconds(i as i64 * 60),
-        sender: if i.is_multiple_of(2) { a.clone() } else { b.clone() },
+        sender: if i.is_multiple_of(2) {
+            a.clone()
+        } else {
+            b.clone()
+        },
         text: format!("message {i}"),
     };
     chat::create_group(t.exec(), [a.clone(), b.clone()], base, &message(0))
@@ -305,5 +310,153 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         "{stdout}"
     );
     let _ = std::fs::remove_file(&file);
+    t.drop_table().await;
+}
+
+/// Every record of a one-shard Kinesis stream, from the trim horizon.
+async fn kinesis_records(
+    k: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> (String, Vec<KinesisRecord>) {
+    let shards = k
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .shards
+        .unwrap_or_default();
+    let shard = shards[0].shard_id.clone();
+    let arn = k
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .stream_description_summary
+        .map(|s| s.stream_arn)
+        .unwrap_or_default();
+    let mut it = k
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(&shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .shard_iterator;
+    let mut out = Vec::new();
+    while let Some(i) = it {
+        let page = k
+            .get_records()
+            .shard_iterator(i)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        if page.records.is_empty() {
+            break;
+        }
+        out.extend(
+            page.records
+                .into_iter()
+                .map(|r| KinesisRecord::from_sdk(r, &shard, Some(&arn))),
+        );
+        it = page.next_shard_iterator;
+    }
+    (shard, out)
+}
+
+#[tokio::test]
+async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
+    let t = table("redrive-kin").await;
+    let k = aws_sdk_kinesis::Client::new(&t.app.sdk);
+    let stream = t.name.clone();
+    k.create_stream()
+        .stream_name(&stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    for _ in 0..300 {
+        let active = k
+            .describe_stream_summary()
+            .stream_name(&stream)
+            .send()
+            .await
+            .ok()
+            .and_then(|d| d.stream_description_summary)
+            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active);
+        if active {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for line in fixture("connect-agent-events.jsonl").lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+        k.put_record()
+            .stream_name(&stream)
+            .partition_key(v["AgentARN"].as_str().unwrap_or_default())
+            .data(aws_sdk_kinesis::primitives::Blob::new(
+                line.as_bytes().to_vec(),
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    let (shard, records) = kinesis_records(&k, &stream).await;
+    assert!(records.len() > 4);
+    let agents = [streamfold::pipeline::ProcessorKind::AgentActivity];
+
+    // The run that never failed: every record, in a table of its own.
+    let reference = table("redrive-kin-ref").await;
+    Pipeline::new(reference.ctx().clone(), &agents)
+        .run_kinesis_batch_retrying(&records, 3, batch_backoff())
+        .await;
+    let want = views(&reference).await;
+    reference.drop_table().await;
+
+    // The function processed the first batch; Lambda gave up on the second.
+    let split = 3;
+    Pipeline::new(t.ctx().clone(), &agents)
+        .run_kinesis_batch_retrying(&records[..split], 3, batch_backoff())
+        .await;
+    assert_ne!(views(&t).await, want);
+    let failed = &records[split..];
+    let at = |r: &KinesisRecord| r.approximate_arrival.map(|t| t.to_string());
+    let message = json!({
+        "requestContext": {
+            "requestId": "7b2c3d4e-1111-4f60-9bac-1d2e3f4a5b6c",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:stack-AgentActivityFunction-1A2B3C",
+            "condition": "RecordAgeExceeded",
+            "approximateInvokeCount": 3
+        },
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": Timestamp::now().to_string(),
+        "KinesisBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": failed[0].sequence_number,
+            "endSequenceNumber": failed[failed.len() - 1].sequence_number,
+            "approximateArrivalOfFirstRecord": at(&failed[0]),
+            "approximateArrivalOfLastRecord": at(&failed[failed.len() - 1]),
+            "batchSize": failed.len(),
+            "streamArn": failed[0].event_source_arn
+        }
+    });
+    let file = std::env::temp_dir().join(format!("{}-kinesis-onfailure.json", t.name));
+    std::fs::write(&file, message.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let f = file.display().to_string();
+    let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str(), "--json"]).await;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        report["batches"][0]["processors"],
+        json!(["agent-activity"]),
+        "{report}"
+    );
+    assert_eq!(report["batches"][0]["fetched"], failed.len(), "{report}");
+    assert_eq!(views(&t).await, want);
+    let _ = k.delete_stream().stream_name(&stream).send().await;
     t.drop_table().await;
 }
