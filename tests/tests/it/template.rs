@@ -243,10 +243,15 @@ fn every_event_source_mapping_reports_partial_failures_and_gives_up() {
             &p["MaximumRecordAgeInSeconds"],
             &format!("{what} record age"),
         );
+        // The failure queue, or the S3 bucket when one is given.
+        let destination = &p["DestinationConfig"]["OnFailure"]["Destination"];
+        assert_eq!(s(&destination[0]), "HasFailureBucket", "{what}");
         assert_eq!(
-            s(&p["DestinationConfig"]["OnFailure"]["Destination"]),
-            "StreamFailures.Arn"
+            s(&destination[1]),
+            "arn:${AWS::Partition}:s3:::${OnFailureBucketName}",
+            "{what}"
         );
+        assert_eq!(s(&destination[2]), "StreamFailures.Arn", "{what}");
         assert_eq!(s(&p["BatchSize"]), "StreamBatchSize", "{what}");
         assert_eq!(
             s(&p["MaximumBatchingWindowInSeconds"]),
@@ -293,12 +298,18 @@ fn statements(t: &Yaml) -> Vec<(String, Yaml)> {
                     .cloned()
                     .unwrap_or_default()
                 {
-                    // `!If [cond, statement, AWS::NoValue]`
-                    let st = match &st {
-                        Yaml::Array(v) if v.len() == 3 => v[1].clone(),
-                        other => other.clone(),
-                    };
-                    out.push((s(name), st));
+                    // `!If [cond, statement, statement or AWS::NoValue]`:
+                    // every branch that is a statement.
+                    match &st {
+                        Yaml::Array(v) if v.len() == 3 => {
+                            for branch in &v[1..] {
+                                if branch.as_hash().is_some() {
+                                    out.push((s(name), branch.clone()));
+                                }
+                            }
+                        }
+                        other => out.push((s(name), other.clone())),
+                    }
                 }
             }
         }
@@ -1113,4 +1124,40 @@ fn the_dashboard_graphs_what_the_alarms_watch_and_records_by_outcome() {
     // Only the stream functions' names and the processors' names as
     // dimension values: never an id from the data.
     assert!(!body_text.contains("AGENT#") && !body_text.contains("MSG#"));
+}
+
+#[test]
+fn each_stream_role_may_write_to_its_failure_destination_only() {
+    let t = template();
+    for role in ["MessageGroupsRole", "ExtensionsRole", "AgentActivityRole"] {
+        let sts: Vec<Yaml> = statements(&t)
+            .into_iter()
+            .filter(|(r, _)| r == role)
+            .map(|(_, st)| st)
+            .collect();
+        let by_sid = |sid: &str| -> Yaml {
+            sts.iter()
+                .find(|st| s(&st["Sid"]) == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("{role}: no statement {sid}"))
+        };
+        let sqs = by_sid("OnFailure");
+        assert_eq!(strings(&sqs["Action"]), ["sqs:SendMessage"], "{role}");
+        assert_eq!(strings(&sqs["Resource"]), ["StreamFailures.Arn"], "{role}");
+        let objects = by_sid("OnFailureObjects");
+        assert_eq!(strings(&objects["Action"]), ["s3:PutObject"], "{role}");
+        assert_eq!(
+            strings(&objects["Resource"]),
+            ["arn:${AWS::Partition}:s3:::${OnFailureBucketName}/*"],
+            "{role}"
+        );
+        let bucket = by_sid("OnFailureBucket");
+        assert_eq!(strings(&bucket["Action"]), ["s3:ListBucket"], "{role}");
+        assert_eq!(
+            strings(&bucket["Resource"]),
+            ["arn:${AWS::Partition}:s3:::${OnFailureBucketName}"],
+            "{role}"
+        );
+    }
+    assert_eq!(s(&t["Parameters"]["OnFailureBucketName"]["Default"]), "");
 }
