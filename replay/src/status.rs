@@ -1,7 +1,8 @@
 //! `streamfold status [--json] [--full]`: one look at the pipeline's health.
 //!
 //! - the table (status) and its stream;
-//! - each shard of the table's stream with the lag of `tail`'s checkpoint:
+//! - each shard of the table's stream (and, with `--kinesis-stream`, of the
+//!   agent event stream) with the lag of `tail`'s checkpoint:
 //!   the records after it (one read of up to `--scan-limit` records, checkpoint
 //!   items left out) and the age of the oldest of them;
 //! - dead letters per processor;
@@ -44,11 +45,17 @@ pub struct StatusArgs {
     /// Records read per shard to measure the lag.
     #[arg(long, default_value_t = 1000)]
     pub scan_limit: usize,
+    /// The Connect agent event stream (Kinesis), by name or ARN: its shards
+    /// and tail's checkpoints in it too.
+    #[arg(long, env = crate::tail::AGENT_STREAM_ENV)]
+    pub kinesis_stream: Option<String>,
 }
 
 /// One shard of the table's stream and `tail`'s place in it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ShardStatus {
+    /// `table` or `kinesis`.
+    pub stream: &'static str,
     pub shard: String,
     pub closed: bool,
     /// `tail` has a checkpoint in this shard.
@@ -68,6 +75,8 @@ pub struct Status {
     pub table: String,
     pub table_status: String,
     pub stream_arn: Option<String>,
+    /// The agent event stream, when given.
+    pub kinesis_stream_arn: Option<String>,
     pub shards: Vec<ShardStatus>,
     /// Whether `tail` has ever checkpointed this stream (Lambda does not).
     pub tail_checkpoints: bool,
@@ -147,6 +156,70 @@ async fn shard_lag(
     Ok((behind, behind as usize >= limit, age))
 }
 
+async fn kinesis_shard_lag(
+    client: &aws_sdk_kinesis::Client,
+    name: &str,
+    shard: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(u64, bool, Option<i64>)> {
+    use aws_sdk_kinesis::types::ShardIteratorType as T;
+    let err = |op: &str, e: String| anyhow!("{op} of Kinesis shard {shard}: {e}");
+    let out = client
+        .get_shard_iterator()
+        .stream_name(name)
+        .shard_id(shard)
+        .shard_iterator_type(if after.is_some() {
+            T::AfterSequenceNumber
+        } else {
+            T::TrimHorizon
+        })
+        .set_starting_sequence_number(after.map(str::to_owned))
+        .send()
+        .await
+        .map_err(|e| {
+            err(
+                "GetShardIterator",
+                aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
+            )
+        })?;
+    let mut iterator = out.shard_iterator;
+    let mut behind = 0u64;
+    let mut oldest: Option<Timestamp> = None;
+    let mut pages = 0;
+    while let Some(it) = iterator.take() {
+        let page = client
+            .get_records()
+            .shard_iterator(it)
+            .limit(i32::try_from(limit.min(10_000)).unwrap_or(10_000))
+            .send()
+            .await
+            .map_err(|e| {
+                err(
+                    "GetRecords",
+                    aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        let empty = page.records.is_empty();
+        if oldest.is_none() {
+            oldest = page
+                .records
+                .first()
+                .and_then(|r| r.approximate_arrival_timestamp)
+                .and_then(|t| Timestamp::from_epoch_millis(t.to_millis().ok()?));
+        }
+        behind += page.records.len() as u64;
+        pages += 1;
+        if empty || page.millis_behind_latest == Some(0) || behind as usize >= limit || pages >= 20
+        {
+            break;
+        }
+        iterator = page.next_shard_iterator;
+    }
+    let age = oldest.map(|t| Timestamp::now().epoch_seconds() - t.epoch_seconds());
+    Ok((behind, behind as usize >= limit, age))
+}
+
 /// Gathers the status (read-only).
 pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
     let desc = app
@@ -175,6 +248,7 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
             tail_checkpoints = !checkpoints.is_empty();
             for shard in source.shards().await? {
                 let cp = checkpoints.get(&shard.id);
+                let stream = "table";
                 let ended = cp.is_some_and(|c| c.ended);
                 let (behind, at_least, age) = if ended {
                     (0, false, None)
@@ -198,6 +272,7 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
                     ));
                 }
                 shards.push(ShardStatus {
+                    stream,
                     shard: shard.id.clone(),
                     closed: shard.ending.is_some(),
                     checkpoint: cp.is_some(),
@@ -208,6 +283,59 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
                 });
             }
         }
+    }
+    let mut kinesis_stream_arn = None;
+    if let Some(stream) = args
+        .kinesis_stream
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        let source = Source::kinesis(app, stream).await?;
+        let arn = source.arn().to_owned();
+        let name = match arn.split_once(":stream/") {
+            Some((_, n)) => n.to_owned(),
+            None => stream.to_owned(),
+        };
+        let client = aws_sdk_kinesis::Client::new(&app.sdk);
+        let checkpoints = Checkpoints::new(app.ctx.exec.clone(), &arn)?.load().await?;
+        let has_checkpoints = !checkpoints.is_empty();
+        tail_checkpoints |= has_checkpoints;
+        for shard in source.shards().await? {
+            let cp = checkpoints.get(&shard.id);
+            let ended = cp.is_some_and(|c| c.ended);
+            let (behind, at_least, age) = if ended {
+                (0, false, None)
+            } else {
+                kinesis_shard_lag(
+                    &client,
+                    &name,
+                    &shard.id,
+                    cp.and_then(|c| c.sequence_number.as_deref()),
+                    args.scan_limit.max(1),
+                )
+                .await?
+            };
+            if has_checkpoints && age.is_some_and(|a| a > args.max_lag as i64) {
+                attention.push(format!(
+                    "Kinesis shard {}: {}{} records behind tail's checkpoint, the oldest {}s old",
+                    shard.id,
+                    if at_least { "at least " } else { "" },
+                    behind,
+                    age.unwrap_or_default()
+                ));
+            }
+            shards.push(ShardStatus {
+                stream: "kinesis",
+                shard: shard.id.clone(),
+                closed: shard.ending.is_some(),
+                checkpoint: cp.is_some(),
+                ended,
+                records_behind: behind,
+                at_least,
+                oldest_age_seconds: age,
+            });
+        }
+        kinesis_stream_arn = Some(arn);
     }
     let mut dead = std::collections::BTreeMap::new();
     for (kind, n) in deadletters::count(app).await? {
@@ -246,6 +374,7 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
         table: app.table.clone(),
         table_status,
         stream_arn,
+        kinesis_stream_arn,
         shards,
         tail_checkpoints,
         deadletters: dead,
@@ -262,6 +391,9 @@ impl Status {
             Some(arn) => out.push_str(&format!("stream {arn}\n")),
             None => out.push_str("no stream\n"),
         }
+        if let Some(arn) = &self.kinesis_stream_arn {
+            out.push_str(&format!("agent event stream {arn}\n"));
+        }
         if !self.tail_checkpoints {
             out.push_str("  no tail checkpoints (Lambda reads the stream, or tail has not run)\n");
         }
@@ -270,6 +402,7 @@ impl Status {
             .iter()
             .map(|s| {
                 vec![
+                    s.stream.to_owned(),
                     s.shard.clone(),
                     if s.closed { "closed" } else { "open" }.to_owned(),
                     if s.ended {
@@ -287,7 +420,7 @@ impl Status {
             })
             .collect();
         out.push_str(&crate::render::table(
-            &["SHARD", "STATE", "CHECKPOINT", "BEHIND", "OLDEST"],
+            &["STREAM", "SHARD", "STATE", "CHECKPOINT", "BEHIND", "OLDEST"],
             &rows,
         ));
         let dead: Vec<String> = self

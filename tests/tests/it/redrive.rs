@@ -457,6 +457,21 @@ async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
     );
     assert_eq!(report["batches"][0]["fetched"], failed.len(), "{report}");
     assert_eq!(views(&t).await, want);
+
+    // status sees the agent event stream's shard: no tail checkpoint there
+    // (Lambda read it), every record after the trim horizon.
+    let (_, stdout, stderr) =
+        run(&t.name, &["status", "--json", "--kinesis-stream", &stream]).await;
+    let status: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let kinesis: Vec<&Value> = status["shards"]
+        .as_array()
+        .map(|s| s.iter().filter(|s| s["stream"] == "kinesis").collect())
+        .unwrap_or_default();
+    assert_eq!(kinesis.len(), 1, "{status}");
+    assert_eq!(kinesis[0]["shard"], shard.as_str());
+    assert_eq!(kinesis[0]["records_behind"], records.len(), "{status}");
+    assert!(kinesis[0]["oldest_age_seconds"].is_i64(), "{status}");
     let _ = k.delete_stream().stream_name(&stream).send().await;
     t.drop_table().await;
 }
