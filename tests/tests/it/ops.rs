@@ -387,3 +387,69 @@ async fn tail_shows_the_functions_figures_and_status_sees_its_checkpoints() {
     );
     t.drop_table().await;
 }
+
+#[tokio::test]
+async fn a_retry_racing_the_live_pipeline_ends_as_either_alone() {
+    let t = table("ops-race").await;
+    let orphan = orphan_dead_lettered(&t).await;
+    let record = t
+        .stream_records()
+        .await
+        .into_iter()
+        .find(|r| r.key_str("pk") == Some(&format!("MSG#{GROUP}")))
+        .unwrap_or_else(|| panic!("no stream record of the orphan"));
+    let first = NewMessage {
+        group: orphan.group.clone(),
+        id: MessageId::new("late-m1").unwrap_or_else(|e| panic!("{e}")),
+        at: Timestamp::parse("2026-11-20T11:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        sender: user("ops-u2", "two"),
+        text: "the first".into(),
+    };
+    chat::create_group(
+        t.exec(),
+        [user("ops-u1", "one"), user("ops-u2", "two")],
+        first.at,
+        &first,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The live pipeline gets the record again (a redelivery) while the
+    // operator retries its dead letter.
+    let pipeline = streamfold::pipeline::Pipeline::new(
+        t.ctx().clone(),
+        &[streamfold::pipeline::ProcessorKind::MessageGroups],
+    );
+    let records = [record];
+    let live =
+        pipeline.run_table_batch_retrying(&records, 3, streamfold::pipeline::batch_backoff());
+    let retry = run(
+        &t.name,
+        &[
+            "deadletters",
+            "retry",
+            "--processor",
+            "message-groups",
+            "--json",
+        ],
+    );
+    let (counts, (code, stdout, stderr)) = tokio::join!(live, retry);
+    assert_eq!(counts.failed, 0);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let previews: Vec<Value> = t
+        .items_of_type("preview")
+        .await
+        .into_iter()
+        .filter(|p| p["message_group_uuid"] == GROUP)
+        .collect();
+    assert_eq!(previews.len(), 2, "{previews:?}");
+    for p in &previews {
+        assert_eq!(p["message"], orphan.text.as_str(), "{p}");
+    }
+    assert!(t.items_of_type("deadletter").await.is_empty());
+    // And again: nothing to do, nothing changes.
+    let before = t.snapshot().await;
+    let (code, _, _) = run(&t.name, &["deadletters", "retry"]).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(t.snapshot().await, before);
+    t.drop_table().await;
+}
