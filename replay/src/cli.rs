@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use streamfold_shared::deadletter::DeadLetter;
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp};
 
 use crate::app::App;
@@ -67,6 +66,14 @@ pub enum Command {
     /// Records that could not be processed.
     #[command(subcommand)]
     Deadletters(DeadlettersCmd),
+    /// Redrive the batches Lambda gave up on: read the on-failure records
+    /// (an SQS queue, S3 objects or files), fetch each range from its shard
+    /// again and run it through its processors.
+    Redrive(crate::redrive::RedriveArgs),
+    /// The pipeline's health: table and stream, tail's lag per shard, dead
+    /// letters, the extension pool, a projection check. Exit code 1 when
+    /// something needs attention.
+    Status(crate::status::StatusArgs),
     /// Recompute projections from their sources; check and repair them.
     #[command(subcommand)]
     Rebuild(crate::rebuild::RebuildCmd),
@@ -198,18 +205,7 @@ pub struct ReplayArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum DeadlettersCmd {
-    /// List dead letters, newest first.
-    List {
-        #[arg(long = "processor", value_enum)]
-        processors: Vec<ProcessorKind>,
-        #[arg(long, default_value_t = 50)]
-        limit: i32,
-        #[arg(long)]
-        json: bool,
-    },
-}
+pub use crate::deadletters::DeadlettersCmd;
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -238,11 +234,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tail(args) => crate::tail::run_cli(&app, args).await,
         Command::Capture(args) => crate::capture::run_cli(&app, args).await,
         Command::Rebuild(cmd) => crate::rebuild::run_cli(&app, cmd).await,
-        Command::Deadletters(DeadlettersCmd::List {
-            processors,
-            limit,
-            json,
-        }) => deadletters(&app, &processors, limit, json).await,
+        Command::Deadletters(cmd) => crate::deadletters::run_cli(&app, cmd).await,
+        Command::Status(args) => crate::status::run_cli(&app, args).await,
+        Command::Redrive(args) => crate::redrive::run_cli(&app, args).await,
     }
 }
 
@@ -448,60 +442,6 @@ async fn conversations(app: &App, cmd: ConversationsCmd) -> Result<ExitCode> {
                 }
             }
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn deadletters(
-    app: &App,
-    kinds: &[ProcessorKind],
-    limit: i32,
-    json: bool,
-) -> Result<ExitCode> {
-    let kinds = if kinds.is_empty() {
-        ProcessorKind::ALL
-    } else {
-        kinds
-    };
-    let mut letters = Vec::new();
-    for kind in kinds {
-        let out = app
-            .ddb()
-            .query()
-            .table_name(&app.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(
-                ":pk",
-                streamfold_shared::attrs::sv(format!("DEADLETTER#{}", kind.name())),
-            )
-            .scan_index_forward(false)
-            .limit(limit.max(1))
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
-        for item in out.items.unwrap_or_default() {
-            letters.push(DeadLetter::from_item(item)?);
-        }
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&letters)?);
-    } else {
-        let rows: Vec<Vec<String>> = letters
-            .iter()
-            .map(|d| {
-                vec![
-                    when(&d.received_at.to_string()),
-                    d.processor.clone(),
-                    d.record_id.clone(),
-                    d.error.clone(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(&["RECEIVED", "PROCESSOR", "RECORD", "ERROR"], &rows)
-        );
-        println!("{} dead letters", letters.len());
     }
     Ok(ExitCode::SUCCESS)
 }

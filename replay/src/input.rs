@@ -580,7 +580,14 @@ impl RecordReader {
                             docs.bad.push(Undecodable::new(
                                 place,
                                 &raw,
-                                format!("not a DynamoDB stream record: {e}"),
+                                if crate::redrive::batch_infos(&entry.value).is_empty() {
+                                    format!("not a DynamoDB stream record: {e}")
+                                } else {
+                                    "not a DynamoDB stream record but a Lambda on-failure record \
+                                     (the place of a failed batch, not its records): \
+                                     use `streamfold redrive FILE`"
+                                        .to_owned()
+                                },
                                 docs.file_time,
                             ));
                         }
@@ -635,6 +642,27 @@ mod tests {
             records.extend(batch);
         }
         (records, bad)
+    }
+
+    #[test]
+    fn an_on_failure_record_is_set_aside_with_the_advice_to_redrive_it() {
+        let on_failure = serde_json::json!({
+            "requestContext": {"condition": "RetryAttemptsExhausted"},
+            "DDBStreamBatchInfo": {
+                "shardId": "shardId-1", "startSequenceNumber": "1", "endSequenceNumber": "9",
+                "batchSize": 9, "streamArn": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
+            }
+        });
+        let text = format!("{}\n{on_failure}\n", record("a", "1"));
+        let path = file("onfailure.jsonl", &text);
+        let (records, bad) = read_all(&path, Format::Auto);
+        assert_eq!(records.len(), 1);
+        assert_eq!(bad.len(), 1);
+        assert!(
+            bad[0].error.contains("streamfold redrive"),
+            "{}",
+            bad[0].error
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ use anyhow::{Result, anyhow};
 pub use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use futures::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
-use streamfold_shared::engine::Counts;
+use streamfold_shared::engine::{Counts, SourceRecord};
 use streamfold_shared::executor::{Executor, RetryPolicy, send_retrying};
 use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::StreamRecord;
@@ -64,6 +64,7 @@ use tracing::{debug, info, warn};
 use crate::app::App;
 use crate::checkpoint::{CHECKPOINT_TYPE, Checkpoint, Checkpoints};
 use crate::pipeline::{Pipeline, ProcessorKind, batch_backoff};
+use crate::tail_metrics::{Figures, TailMetrics};
 
 /// Retries of a request outside the pipeline (describing a stream, listing
 /// shards) that failed transiently, on top of the SDK's own: about 10 s of
@@ -110,6 +111,11 @@ pub struct TailArgs {
     /// Print the summary as JSON (and no progress).
     #[arg(long)]
     pub json: bool,
+    /// Also write the figures of every batch (per processor: records by
+    /// outcome, duration, DynamoDB requests, oldest record age; the Lambda
+    /// functions' EMF metrics) as JSON lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<std::path::PathBuf>,
 }
 
 /// How `tail` runs.
@@ -129,6 +135,8 @@ pub struct TailOptions {
     pub progress: bool,
     /// How often the shard lists are refreshed.
     pub refresh: Duration,
+    /// Where to write the figures of every batch (JSON lines), if anywhere.
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TailOptions {
@@ -143,6 +151,7 @@ impl Default for TailOptions {
             table_stream: true,
             progress: false,
             refresh: Duration::from_secs(10),
+            metrics_file: None,
         }
     }
 }
@@ -564,16 +573,25 @@ pub struct PipelineSink {
     pub max_retries: u32,
     counts: Mutex<BTreeMap<ProcessorKind, Counts>>,
     unsettled: AtomicU64,
+    /// The figures of every settled batch.
+    pub metrics: TailMetrics,
 }
 
 impl PipelineSink {
     pub fn new(pipeline: Pipeline, max_retries: u32) -> Self {
         Self {
+            metrics: TailMetrics::new(&pipeline),
             pipeline,
             max_retries,
             counts: Mutex::new(BTreeMap::new()),
             unsettled: AtomicU64::new(0),
         }
+    }
+
+    /// Also writes the figures of every batch as JSON lines to `file`.
+    pub fn with_metrics_file(mut self, file: std::fs::File) -> Self {
+        self.metrics = self.metrics.with_file(file);
+        self
     }
 
     /// Counts per processor so far.
@@ -603,10 +621,11 @@ impl Sink for PipelineSink {
     async fn handle(&self, _stream: &str, shard: &str, batch: &Batch) -> Result<(), SinkError> {
         let runs = self.kinds(batch).into_iter().map(|kind| {
             let single = Pipeline {
-                ctx: self.pipeline.ctx.clone(),
+                ctx: self.metrics.ctx(kind, &self.pipeline.ctx),
                 kinds: vec![kind],
             };
             async move {
+                let started = self.metrics.start(kind);
                 let c = match batch {
                     Batch::Table(r) => {
                         single
@@ -619,19 +638,28 @@ impl Sink for PipelineSink {
                             .await
                     }
                 };
-                (kind, c)
+                (kind, c, started)
             }
         });
         let results = join_all(runs).await;
-        let failed: u64 = results.iter().map(|(_, c)| c.failed).sum();
+        let failed: u64 = results.iter().map(|(_, c, _)| c.failed).sum();
         if failed > 0 {
             // Not even dead-lettered: the batch is not settled.
             return Err(SinkError::Retry(anyhow!(
                 "{failed} records of shard {shard} failed and could not be dead-lettered"
             )));
         }
+        let mut settled = Vec::with_capacity(results.len());
+        for (kind, c, started) in results {
+            let arrivals: Vec<_> = match batch {
+                Batch::Table(r) => r.iter().map(SourceRecord::received_at).collect(),
+                Batch::Kinesis(r) => r.iter().map(SourceRecord::received_at).collect(),
+            };
+            self.metrics.record(kind, started, c, arrivals);
+            settled.push((kind, c));
+        }
         if let Ok(mut all) = self.counts.lock() {
-            for (kind, c) in results {
+            for (kind, c) in settled {
                 all.entry(kind).or_default().add(c);
             }
         }
@@ -1266,6 +1294,8 @@ pub struct TailSummary {
     pub processors: BTreeMap<ProcessorKind, Counts>,
     /// Records left unsettled by a stop.
     pub unsettled: u64,
+    /// Per processor: batches, duration, DynamoDB requests, oldest record age.
+    pub metrics: BTreeMap<ProcessorKind, Figures>,
 }
 
 impl TailSummary {
@@ -1308,6 +1338,19 @@ impl TailSummary {
                 self.run.streams.iter().map(|s| s.to_json()).collect(),
             );
             obj.insert("interrupted".to_owned(), self.run.interrupted.into());
+            obj.insert(
+                "metrics".to_owned(),
+                self.metrics
+                    .iter()
+                    .map(|(k, f)| {
+                        (
+                            k.name().to_owned(),
+                            serde_json::to_value(f).unwrap_or_default(),
+                        )
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            );
         }
         v
     }
@@ -1347,6 +1390,37 @@ impl TailSummary {
             ],
             &rows,
         ));
+        if !self.metrics.is_empty() {
+            let rows: Vec<Vec<String>> = self
+                .metrics
+                .iter()
+                .map(|(k, f)| {
+                    vec![
+                        k.name().to_owned(),
+                        f.batches.to_string(),
+                        format!("{:.1}", f.duration_ms_total / (f.batches.max(1) as f64)),
+                        format!("{:.1}", f.duration_ms_max),
+                        f.read_requests().to_string(),
+                        f.write_requests().to_string(),
+                        f.oldest_record_age_ms_max
+                            .map(|a| format!("{:.1}s", a as f64 / 1000.0))
+                            .unwrap_or_else(|| "-".to_owned()),
+                    ]
+                })
+                .collect();
+            out.push_str(&crate::render::table(
+                &[
+                    "PROCESSOR",
+                    "BATCHES",
+                    "AVG MS",
+                    "MAX MS",
+                    "READS",
+                    "WRITES",
+                    "OLDEST RECORD",
+                ],
+                &rows,
+            ));
+        }
         if self.unsettled > 0 {
             out.push_str(&format!(
                 "{} records were left unsettled by the stop; they are read again next time\n",
@@ -1405,7 +1479,13 @@ pub async fn tail_sources(
 /// (`until_idle`) or every shard ended.
 pub async fn run_tail(app: &App, pipeline: &Pipeline, opts: &TailOptions) -> Result<TailSummary> {
     let sources = tail_sources(app, pipeline, opts).await?;
-    let sink = Arc::new(PipelineSink::new(pipeline.clone(), opts.max_retries));
+    let mut sink = PipelineSink::new(pipeline.clone(), opts.max_retries);
+    if let Some(path) = &opts.metrics_file {
+        let file = std::fs::File::create(path)
+            .map_err(|e| anyhow!("writing metrics to {}: {e}", path.display()))?;
+        sink = sink.with_metrics_file(file);
+    }
+    let sink = Arc::new(sink);
     let read = ReadOptions {
         until_idle: opts.until_idle,
         idle: opts.idle,
@@ -1420,6 +1500,7 @@ pub async fn run_tail(app: &App, pipeline: &Pipeline, opts: &TailOptions) -> Res
         run,
         processors: sink.counts(),
         unsettled: sink.unsettled(),
+        metrics: sink.metrics.figures(),
     })
 }
 
@@ -1441,6 +1522,7 @@ pub async fn run_cli(app: &App, args: TailArgs) -> Result<ExitCode> {
         kinesis_stream: args.kinesis_stream.filter(|s| !s.trim().is_empty()),
         table_stream: true,
         progress: !args.json,
+        metrics_file: args.metrics,
         ..TailOptions::default()
     };
     let summary = run_tail(app, &pipeline, &opts).await?;

@@ -23,9 +23,12 @@ use tracing::warn;
 
 use crate::config;
 use crate::deadletter::{self, DeadLetter};
-use crate::engine::{BatchReport, Context, Processor, run_batch};
+use crate::emf::{self, BatchMetrics};
+use crate::engine::{BatchReport, Context, Processor, SourceRecord, run_batch};
 use crate::executor::Executor;
+use crate::ids::Timestamp;
 use crate::kinesis::KinesisRecord;
+use crate::metrics::RequestCounter;
 use crate::record::StreamRecord;
 
 /// A record type Lambda delivers in batches: the event it comes in, how one
@@ -118,8 +121,17 @@ pub async fn context_from_env() -> Result<Context, lambda_runtime::Error> {
 /// Builds the processor context from a loaded SDK configuration, with the
 /// table connection warmed (a failed warm-up is logged, never fatal).
 pub async fn context_from_sdk(sdk: &SdkConfig) -> Result<Context, lambda_runtime::Error> {
+    context_from_sdk_counted(sdk, None).await
+}
+
+/// [`context_from_sdk`] with every request the client sends counted by
+/// `counter` (the metrics of each batch).
+pub async fn context_from_sdk_counted(
+    sdk: &SdkConfig,
+    counter: Option<&RequestCounter>,
+) -> Result<Context, lambda_runtime::Error> {
     config::require_region(sdk)?;
-    let client = config::dynamodb_client(sdk, None);
+    let client = config::dynamodb_client(sdk, counter);
     let table = config::table_name();
     let _ = config::warm_up(&client, &table).await;
     Ok(Context::new(Executor::new(client, table)))
@@ -137,6 +149,27 @@ where
     P: Processor,
     P::Record: LambdaSource,
 {
+    handle_event_measured(processor, ctx, event, None).await.0
+}
+
+/// [`handle_event`], with the batch's figures: records by outcome (an
+/// unreadable record counts as dead-lettered), duration, the requests
+/// `counter` saw during the batch, and the age of the oldest record.
+pub async fn handle_event_measured<P>(
+    processor: &P,
+    ctx: &Context,
+    event: <P::Record as LambdaSource>::Event,
+    counter: Option<&RequestCounter>,
+) -> (<P::Record as LambdaSource>::Response, BatchMetrics)
+where
+    P: Processor,
+    P::Record: LambdaSource,
+{
+    let started = std::time::Instant::now();
+    let now = Timestamp::now();
+    if let Some(c) = counter {
+        c.reset();
+    }
     let delivered = <P::Record as LambdaSource>::delivered(event);
     let mut records = Vec::with_capacity(delivered.len());
     let mut unreadable = Vec::new();
@@ -170,8 +203,21 @@ where
             }
         }
     }
+    let oldest_record_age_ms = emf::oldest_age_ms(records.iter().map(|r| r.received_at()), now);
     let report = run_batch(processor, ctx, &records).await;
-    <P::Record as LambdaSource>::response(&report)
+    let mut counts = report.counts();
+    counts.records += unreadable.len() as u64;
+    counts.dead_lettered += unreadable.len() as u64;
+    let metrics = BatchMetrics {
+        function: std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
+        processor: processor.name().to_owned(),
+        counts,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        requests: counter.map(|c| c.snapshot()).unwrap_or_default(),
+        oldest_record_age_ms,
+        consumed: None,
+    };
+    (<P::Record as LambdaSource>::response(&report), metrics)
 }
 
 /// Runs a stream processor as a Lambda function: logging and the context
@@ -183,14 +229,19 @@ where
     P::Record: LambdaSource,
 {
     crate::telemetry::init_lambda();
-    let ctx = context_from_env().await?;
-    let shared = Arc::new((processor, ctx));
+    let sdk = config::load_sdk_config().await;
+    let counter = RequestCounter::new();
+    let ctx = context_from_sdk_counted(&sdk, Some(&counter)).await?;
+    let shared = Arc::new((processor, ctx, counter));
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<<P::Record as LambdaSource>::Event>| {
             let shared = shared.clone();
             async move {
-                let (processor, ctx) = &*shared;
-                Ok::<_, lambda_runtime::Error>(handle_event(processor, ctx, event.payload).await)
+                let (processor, ctx, counter) = &*shared;
+                let (response, metrics) =
+                    handle_event_measured(processor, ctx, event.payload, Some(counter)).await;
+                emf::emit(&metrics);
+                Ok::<_, lambda_runtime::Error>(response)
             }
         },
     ))

@@ -14,6 +14,7 @@
 pub mod attrs;
 pub mod config;
 pub mod deadletter;
+pub mod emf;
 pub mod engine;
 pub mod executor;
 pub mod ids;

@@ -223,6 +223,17 @@ impl Function {
     /// discarded unless `STREAMFOLD_RUNTIME_LOGS=1` (then it goes to this
     /// process's stderr).
     pub fn start(binary: &Path, api: &RuntimeApi, env: &[(&str, String)]) -> std::io::Result<Self> {
+        Self::start_with_stdout(binary, api, env, None)
+    }
+
+    /// [`Function::start`] with the function's stdout (its log stream: log
+    /// lines and EMF metrics) written to `stdout` if given.
+    pub fn start_with_stdout(
+        binary: &Path,
+        api: &RuntimeApi,
+        env: &[(&str, String)],
+        stdout: Option<std::fs::File>,
+    ) -> std::io::Result<Self> {
         let logs = || {
             if std::env::var("STREAMFOLD_RUNTIME_LOGS").as_deref() == Ok("1") {
                 Stdio::inherit()
@@ -242,7 +253,10 @@ impl Function {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .stdin(Stdio::null())
-            .stdout(logs())
+            .stdout(match stdout {
+                Some(file) => Stdio::from(file),
+                None => logs(),
+            })
             .stderr(logs())
             .kill_on_drop(true);
         for (k, v) in env {

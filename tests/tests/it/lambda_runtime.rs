@@ -157,6 +157,137 @@ async fn message_groups_binary_answers_batch_item_failures() {
     t.drop_table().await;
 }
 
+/// The EMF documents (lines with `_aws`) a function wrote on its stdout.
+fn emf_lines(log: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+#[tokio::test]
+async fn stream_functions_write_emf_metrics_of_every_batch() {
+    let t = table("rt-emf").await;
+    let event_text = fixture("lambda-dynamodb-event.json");
+    let file: StreamEventFile = serde_json::from_str(&event_text).unwrap_or_else(|e| panic!("{e}"));
+    restore_sources(t.exec(), &file.records)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let delivered = serde_json::from_str::<Value>(&event_text)
+        .ok()
+        .and_then(|v| v["Records"].as_array().map(Vec::len))
+        .unwrap_or_default();
+    let log = std::env::temp_dir().join(format!("{}-stdout.log", t.name));
+    let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+    let binary = build_binary("message-groups", false).unwrap_or_else(|e| panic!("{e}"));
+    let api = RuntimeApi::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let env = function_env(&t.name);
+    let mut function = Function::start_with_stdout(&binary, &api, &env, Some(out))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = api
+        .invoke(&event_text, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response_json(answer), no_failures());
+
+    // One EMF document per batch, written before the answer.
+    let docs = emf_lines(&log);
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    let doc = &docs[0];
+    let cw = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(cw["Namespace"], "Streamfold");
+    assert_eq!(cw["Dimensions"], json!([["Function", "Processor"]]));
+    assert_eq!(doc["Function"], "message-groups");
+    assert_eq!(doc["Processor"], "message-groups");
+    let names: Vec<&str> = cw["Metrics"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|d| d["Name"].as_str()).collect())
+        .unwrap_or_default();
+    for name in [
+        "Records",
+        "RecordsApplied",
+        "RecordsNoOp",
+        "RecordsIgnored",
+        "RecordsDeadLettered",
+        "RecordsFailed",
+        "BatchDuration",
+        "DynamoDBRequests",
+        "DynamoDBReadRequests",
+        "DynamoDBWriteRequests",
+        "OldestRecordAge",
+    ] {
+        assert!(names.contains(&name), "{name} is not declared: {names:?}");
+        assert!(doc[name].is_number(), "{name} has no value");
+    }
+    let n = |name: &str| doc[name].as_f64().unwrap_or(-1.0);
+    assert_eq!(n("Records"), delivered as f64);
+    let outcomes = n("RecordsApplied")
+        + n("RecordsNoOp")
+        + n("RecordsIgnored")
+        + n("RecordsDeadLettered")
+        + n("RecordsFailed");
+    assert_eq!(outcomes, n("Records"), "every record has one outcome");
+    assert_eq!(n("RecordsDeadLettered"), 1.0);
+    assert_eq!(n("RecordsFailed"), 0.0);
+    assert!(n("RecordsApplied") >= 1.0, "{doc}");
+    assert!(n("DynamoDBWriteRequests") >= 1.0);
+    assert!(n("DynamoDBReadRequests") >= 1.0);
+    assert_eq!(
+        n("DynamoDBRequests"),
+        n("DynamoDBReadRequests") + n("DynamoDBWriteRequests")
+    );
+    // The fixture's records arrived in the stream long before now.
+    assert!(n("OldestRecordAge") > 86_400_000.0);
+    assert!(n("BatchDuration") > 0.0);
+
+    // A second batch that fails: its own document, the failure counted.
+    let orphan = NewMessage {
+        group: GroupId::new("no-such-group").unwrap_or_else(|e| panic!("{e}")),
+        id: MessageId::new("m1").unwrap_or_else(|e| panic!("{e}")),
+        at: Timestamp::parse("2026-11-20T12:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        sender: message_groups::Participant {
+            user_uuid: UserId::new("u1").unwrap_or_else(|e| panic!("{e}")),
+            user_handle: "u1".into(),
+            user_display_name: "U".into(),
+        },
+        text: "hello".into(),
+    };
+    t.exec()
+        .batch_put(vec![orphan.item()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let records = t.stream_records().await;
+    let orphan_record = records
+        .iter()
+        .find(|r| r.key_str("pk") == Some("MSG#no-such-group"))
+        .unwrap_or_else(|| panic!("no stream record for the orphan"));
+    let _ = api
+        .invoke(&table_event(&[orphan_record]), WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let docs = emf_lines(&log);
+    assert_eq!(docs.len(), 2);
+    assert_eq!(docs[1]["Records"], 1.0);
+    assert_eq!(docs[1]["RecordsFailed"], 1.0);
+    // No data in the dimensions or values: only the declared figures.
+    let keys: Vec<&String> = docs[1]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert!(
+        keys.iter().all(|k| *k == "_aws"
+            || *k == "Function"
+            || *k == "Processor"
+            || names.contains(&k.as_str())),
+        "{keys:?}"
+    );
+    let _ = function.child.kill().await;
+    let _ = std::fs::remove_file(&log);
+    t.drop_table().await;
+}
+
 /// A waiting agent profile, as reconcile or agent-activity write it.
 fn waiting_profile(id: &str, since: &str) -> Item {
     Item::from([

@@ -243,10 +243,15 @@ fn every_event_source_mapping_reports_partial_failures_and_gives_up() {
             &p["MaximumRecordAgeInSeconds"],
             &format!("{what} record age"),
         );
+        // The failure queue, or the S3 bucket when one is given.
+        let destination = &p["DestinationConfig"]["OnFailure"]["Destination"];
+        assert_eq!(s(&destination[0]), "HasFailureBucket", "{what}");
         assert_eq!(
-            s(&p["DestinationConfig"]["OnFailure"]["Destination"]),
-            "StreamFailures.Arn"
+            s(&destination[1]),
+            "arn:${AWS::Partition}:s3:::${OnFailureBucketName}",
+            "{what}"
         );
+        assert_eq!(s(&destination[2]), "StreamFailures.Arn", "{what}");
         assert_eq!(s(&p["BatchSize"]), "StreamBatchSize", "{what}");
         assert_eq!(
             s(&p["MaximumBatchingWindowInSeconds"]),
@@ -293,12 +298,18 @@ fn statements(t: &Yaml) -> Vec<(String, Yaml)> {
                     .cloned()
                     .unwrap_or_default()
                 {
-                    // `!If [cond, statement, AWS::NoValue]`
-                    let st = match &st {
-                        Yaml::Array(v) if v.len() == 3 => v[1].clone(),
-                        other => other.clone(),
-                    };
-                    out.push((s(name), st));
+                    // `!If [cond, statement, statement or AWS::NoValue]`:
+                    // every branch that is a statement.
+                    match &st {
+                        Yaml::Array(v) if v.len() == 3 => {
+                            for branch in &v[1..] {
+                                if branch.as_hash().is_some() {
+                                    out.push((s(name), branch.clone()));
+                                }
+                            }
+                        }
+                        other => out.push((s(name), other.clone())),
+                    }
                 }
             }
         }
@@ -970,4 +981,185 @@ fn the_filter_matcher_follows_lambdas_rules() {
     assert!(pattern_matches(&exact, Some(&json!({"a": "y"}))));
     assert!(!pattern_matches(&exact, Some(&json!({"a": "z"}))));
     assert!(!pattern_matches(&exact, Some(&json!({}))));
+}
+
+/// Every alarm of the template: (resource name, properties).
+fn alarms(t: &Yaml) -> Vec<(String, Yaml)> {
+    t["Resources"]
+        .as_hash()
+        .map(|r| {
+            r.iter()
+                .filter(|(_, v)| s(&v["Type"]) == "AWS::CloudWatch::Alarm")
+                .map(|(k, v)| (s(k), v["Properties"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The alarm on `namespace`/`metric` with exactly these dimensions.
+fn alarm_on<'a>(
+    all: &'a [(String, Yaml)],
+    namespace: &str,
+    metric: &str,
+    dimensions: &[(&str, &str)],
+) -> &'a Yaml {
+    let want: Vec<(String, String)> = dimensions
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+    all.iter()
+        .find(|(_, p)| {
+            s(&p["Namespace"]) == namespace
+                && s(&p["MetricName"]) == metric
+                && pairs(&p["Dimensions"], "Name", "Value") == want
+        })
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no alarm on {namespace} {metric} {dimensions:?}"))
+}
+
+#[test]
+fn alarms_watch_every_stream_function_the_failure_queue_and_the_table() {
+    let t = template();
+    let all = alarms(&t);
+    let stream_functions = [
+        ("MessageGroupsFunction", "message-groups"),
+        ("ExtensionsFunction", "extensions"),
+        ("AgentActivityFunction", "agent-activity"),
+    ];
+    for (function, processor) in stream_functions {
+        let by_name = [("FunctionName", function)];
+        let age = alarm_on(&all, "AWS/Lambda", "IteratorAge", &by_name);
+        assert_eq!(s(&age["Threshold"]), "IteratorAgeAlarmMilliseconds");
+        assert_eq!(s(&age["Statistic"]), "Maximum");
+        for metric in ["Errors", "Throttles"] {
+            let a = alarm_on(&all, "AWS/Lambda", metric, &by_name);
+            assert_eq!(a["Threshold"].as_i64(), Some(0), "{function} {metric}");
+        }
+        // The EMF metric the function writes, with exactly its dimensions.
+        let dead = alarm_on(
+            &all,
+            streamfold_shared::emf::DEFAULT_NAMESPACE,
+            streamfold_shared::emf::names::DEAD_LETTERED,
+            &[("Function", function), ("Processor", processor)],
+        );
+        assert_eq!(s(&dead["Statistic"]), "Sum");
+        // The processor dimension is the processor's own name.
+        assert!(
+            streamfold::pipeline::ProcessorKind::ALL
+                .iter()
+                .any(|k| k.name() == processor)
+        );
+    }
+    let queue = [("QueueName", "StreamFailures.QueueName")];
+    let visible = alarm_on(
+        &all,
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        &queue,
+    );
+    assert_eq!(visible["Threshold"].as_i64(), Some(0));
+    let oldest = alarm_on(&all, "AWS/SQS", "ApproximateAgeOfOldestMessage", &queue);
+    assert_eq!(s(&oldest["Threshold"]), "FailureQueueAgeAlarmSeconds");
+    for metric in ["WriteThrottleEvents", "ReadThrottleEvents"] {
+        alarm_on(&all, "AWS/DynamoDB", metric, &[("TableName", "Table")]);
+    }
+    // Every alarm notifies the topic when one is given, and nothing else.
+    for (name, p) in &all {
+        for key in ["AlarmActions", "OKActions"] {
+            // `!If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]`
+            let v = &p[key];
+            assert_eq!(s(&v[0]), "HasAlarmTopic", "{name}.{key}");
+            assert_eq!(strings(&v[1]), ["AlarmTopicArn"], "{name}.{key}");
+            assert_eq!(s(&v[2]), "AWS::NoValue", "{name}.{key}");
+        }
+        assert_eq!(s(&p["TreatMissingData"]), "notBreaching", "{name}");
+        assert!(
+            s(&p["AlarmDescription"]).contains("docs/operations.md"),
+            "{name}"
+        );
+    }
+    assert_eq!(s(&t["Parameters"]["AlarmTopicArn"]["Default"]), "");
+}
+
+#[test]
+fn the_dashboard_graphs_what_the_alarms_watch_and_records_by_outcome() {
+    let t = template();
+    let d = &t["Resources"]["Dashboard"];
+    assert_eq!(s(&d["Type"]), "AWS::CloudWatch::Dashboard");
+    // `!Sub` placeholders are strings inside the JSON.
+    let body_text = s(&d["Properties"]["DashboardBody"]);
+    let body: Value = serde_json::from_str(&body_text)
+        .unwrap_or_else(|e| panic!("dashboard body is not JSON ({e}): {body_text}"));
+    let mut graphed: BTreeSet<(String, String)> = BTreeSet::new();
+    for w in body["widgets"].as_array().cloned().unwrap_or_default() {
+        for m in w["properties"]["metrics"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            graphed.insert((
+                m[0].as_str().unwrap_or_default().to_owned(),
+                m[1].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    for (name, p) in alarms(&t) {
+        let key = (s(&p["Namespace"]), s(&p["MetricName"]));
+        assert!(graphed.contains(&key), "{name}: {key:?} is not graphed");
+    }
+    use streamfold_shared::emf::names;
+    for metric in [
+        names::APPLIED,
+        names::NO_OP,
+        names::IGNORED,
+        names::DEAD_LETTERED,
+        names::FAILED,
+    ] {
+        assert!(
+            graphed.contains(&("Streamfold".to_owned(), metric.to_owned())),
+            "{metric}"
+        );
+    }
+    for metric in ["ConsumedWriteCapacityUnits", "ConsumedReadCapacityUnits"] {
+        assert!(graphed.contains(&("AWS/DynamoDB".to_owned(), metric.to_owned())));
+    }
+    // Only the stream functions' names and the processors' names as
+    // dimension values: never an id from the data.
+    assert!(!body_text.contains("AGENT#") && !body_text.contains("MSG#"));
+}
+
+#[test]
+fn each_stream_role_may_write_to_its_failure_destination_only() {
+    let t = template();
+    for role in ["MessageGroupsRole", "ExtensionsRole", "AgentActivityRole"] {
+        let sts: Vec<Yaml> = statements(&t)
+            .into_iter()
+            .filter(|(r, _)| r == role)
+            .map(|(_, st)| st)
+            .collect();
+        let by_sid = |sid: &str| -> Yaml {
+            sts.iter()
+                .find(|st| s(&st["Sid"]) == sid)
+                .cloned()
+                .unwrap_or_else(|| panic!("{role}: no statement {sid}"))
+        };
+        let sqs = by_sid("OnFailure");
+        assert_eq!(strings(&sqs["Action"]), ["sqs:SendMessage"], "{role}");
+        assert_eq!(strings(&sqs["Resource"]), ["StreamFailures.Arn"], "{role}");
+        let objects = by_sid("OnFailureObjects");
+        assert_eq!(strings(&objects["Action"]), ["s3:PutObject"], "{role}");
+        assert_eq!(
+            strings(&objects["Resource"]),
+            ["arn:${AWS::Partition}:s3:::${OnFailureBucketName}/*"],
+            "{role}"
+        );
+        let bucket = by_sid("OnFailureBucket");
+        assert_eq!(strings(&bucket["Action"]), ["s3:ListBucket"], "{role}");
+        assert_eq!(
+            strings(&bucket["Resource"]),
+            ["arn:${AWS::Partition}:s3:::${OnFailureBucketName}"],
+            "{role}"
+        );
+    }
+    assert_eq!(s(&t["Parameters"]["OnFailureBucketName"]["Default"]), "");
 }
