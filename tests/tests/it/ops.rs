@@ -12,19 +12,7 @@ use streamfold::chat::{self, NewMessage};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_tests::{TestTable, fixtures_dir, table};
 
-use crate::support::cli;
-
-async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli(table, args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::run;
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))

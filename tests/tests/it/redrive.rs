@@ -21,19 +21,7 @@ use streamfold_tests::runtime_api::{
 };
 use streamfold_tests::{TestTable, fixture, table};
 
-use crate::support::cli;
-
-async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli(table, args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::run;
 
 fn user(uuid: &str, handle: &str) -> Participant {
     Participant {

@@ -14,7 +14,7 @@ use streamfold::chat::{self, NewMessage};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_tests::{TestTable, fixtures_dir, table};
 
-use crate::support::cli;
+use crate::support::{cli, run};
 use tokio::io::AsyncBufReadExt;
 
 /// Runs a command to its end; panics unless it succeeded. (stdout, stderr)
@@ -507,19 +507,6 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
 
     let _ = std::fs::remove_dir_all(&dir);
     t.drop_table().await;
-}
-
-/// Runs a command to its end: (exit code, stdout, stderr).
-async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli(table, args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 const FORGIVING: &str = "lambda-dynamodb-forgiving.json";

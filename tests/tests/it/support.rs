@@ -26,3 +26,16 @@ pub fn cli(table: &str, args: &[&str]) -> tokio::process::Command {
     }
     cmd
 }
+
+/// Runs a `streamfold` command to its end: (exit code, stdout, stderr).
+pub async fn run(table: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = cli(table, args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
