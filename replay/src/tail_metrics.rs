@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde::Serialize;
 use streamfold_shared::emf::{self, BatchMetrics};
 use streamfold_shared::engine::{Context, Counts};
-use streamfold_shared::executor::{Executor, is_read};
+use streamfold_shared::executor::Executor;
 use streamfold_shared::ids::Timestamp;
 use streamfold_shared::metrics::RequestCounter;
 
@@ -41,11 +41,7 @@ pub struct Figures {
 
 impl Figures {
     pub fn read_requests(&self) -> u64 {
-        self.requests
-            .iter()
-            .filter(|(op, _)| is_read(op))
-            .map(|(_, n)| n)
-            .sum()
+        streamfold_shared::executor::read_requests(&self.requests)
     }
 
     pub fn write_requests(&self) -> u64 {

@@ -21,7 +21,6 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::engine::Counts;
-use crate::executor::is_read;
 use crate::ids::Timestamp;
 
 /// The default CloudWatch namespace.
@@ -73,11 +72,7 @@ pub struct BatchMetrics {
 impl BatchMetrics {
     /// Requests that read.
     pub fn read_requests(&self) -> u64 {
-        self.requests
-            .iter()
-            .filter(|(op, _)| is_read(op))
-            .map(|(_, n)| n)
-            .sum()
+        crate::executor::read_requests(&self.requests)
     }
 
     /// All requests.

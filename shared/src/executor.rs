@@ -914,6 +914,15 @@ impl Executor {
 
 // ---- dry run -----------------------------------------------------------------
 
+/// Of request counts by operation, those that read ([`is_read`]).
+pub fn read_requests(requests: &std::collections::BTreeMap<String, u64>) -> u64 {
+    requests
+        .iter()
+        .filter(|(op, _)| is_read(op))
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// Requests a dry run lets through: reads only.
 pub fn is_read(op: &str) -> bool {
     matches!(
