@@ -566,14 +566,15 @@ fn daily_chunks<'a, 'b>(contributions: &'b [Contribution<'a>]) -> Vec<Vec<Contri
     let mut days: HashSet<chrono::NaiveDate> = HashSet::new();
     let mut current: Vec<Contribution<'a>> = Vec::new();
     for c in contributions {
-        let new_days = c.days.iter().filter(|(d, _)| !days.contains(d)).count();
+        let touched = c.touched_days();
+        let new_days = touched.iter().filter(|d| !days.contains(d)).count();
         if !current.is_empty()
             && (current.len() >= DAILY_EVENTS_PER_TX || days.len() + new_days > TX_ACTIONS)
         {
             chunks.push(std::mem::take(&mut current));
             days.clear();
         }
-        days.extend(c.days.iter().map(|(d, _)| *d));
+        days.extend(touched);
         current.push(c.clone());
     }
     if !current.is_empty() {

@@ -177,6 +177,99 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
     all.into_iter().map(|(_, _, v)| v).collect()
 }
 
+fn contact(id: &str, channel: &str, state: &str, at: i64) -> Value {
+    json!({
+        "Channel": channel,
+        "ConnectedToAgentTimestamp": null, "ContactId": id, "InitialContactId": null,
+        "InitiationMethod": "INBOUND",
+        "Queue": {"ARN": format!("{INSTANCE}/queue/q-basic"), "Name": "BasicQueue", "Channels": [channel]},
+        "QueueTimestamp": ts(at - 20_000), "State": state, "StateStartTimestamp": ts(at)
+    })
+}
+
+/// A hand-checked night across `midnight_ms` (a UTC midnight) for one
+/// agent: two overlapping chats (one put on hold after midnight), their
+/// after-contact work, a missed voice contact, then lunch and offline.
+/// The expected daily totals are in the tests of `plan` and `it`.
+pub fn night_shift(midnight_ms: i64) -> Vec<Value> {
+    const MIN: i64 = 60_000;
+    let m = midnight_ms;
+    let mut ag = Agent {
+        id: "synth-night-00001".into(),
+        username: "night01".into(),
+        status: ("Available".into(), "ROUTABLE".into(), m - 10 * MIN),
+        profile: "Support",
+        contacts: Vec::new(),
+        seq: 0,
+    };
+    let (a, b, v) = ("night-chat-a", "night-chat-b", "night-voice-v");
+    type Step<'a> = (i64, Vec<Value>, Option<(&'a str, &'a str)>);
+    let steps: Vec<Step<'_>> = vec![
+        (
+            m - 5 * MIN,
+            vec![contact(a, "CHAT", "CONNECTED", m - 5 * MIN)],
+            None,
+        ),
+        (
+            m - 2 * MIN,
+            vec![
+                contact(a, "CHAT", "CONNECTED", m - 5 * MIN),
+                contact(b, "CHAT", "CONNECTING", m - 2 * MIN),
+            ],
+            None,
+        ),
+        (
+            m - 110_000,
+            vec![
+                contact(a, "CHAT", "CONNECTED", m - 5 * MIN),
+                contact(b, "CHAT", "CONNECTED", m - 110_000),
+            ],
+            None,
+        ),
+        (
+            m + 2 * MIN,
+            vec![
+                contact(a, "CHAT", "ENDED", m + 2 * MIN),
+                contact(b, "CHAT", "CONNECTED", m - 110_000),
+            ],
+            None,
+        ),
+        (
+            m + 3 * MIN,
+            vec![contact(b, "CHAT", "CONNECTED_ONHOLD", m + 3 * MIN)],
+            None,
+        ),
+        (
+            m + 4 * MIN,
+            vec![contact(b, "CHAT", "CONNECTED", m + 4 * MIN)],
+            None,
+        ),
+        (
+            m + 5 * MIN,
+            vec![contact(b, "CHAT", "ENDED", m + 5 * MIN)],
+            None,
+        ),
+        (m + 5 * MIN + 30_000, vec![], None),
+        (
+            m + 6 * MIN,
+            vec![contact(v, "VOICE", "MISSED", m + 6 * MIN)],
+            None,
+        ),
+        (m + 6 * MIN + 20_000, vec![], Some(("Lunch", "CUSTOM"))),
+        (m + 36 * MIN + 20_000, vec![], Some(("Offline", "OFFLINE"))),
+    ];
+    let mut out = Vec::new();
+    for (at, contacts, status) in steps {
+        let prev = ag.snapshot();
+        ag.contacts = contacts;
+        if let Some((name, kind)) = status {
+            ag.status = (name.into(), kind.into(), at);
+        }
+        out.push(ag.event("STATE_CHANGE", at, Some(prev)));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,98 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
     // Daily totals are the history's durations, split at midnight.
     let daily_sum: i64 = days.iter().map(|d| d.total_ms).sum();
     assert_eq!(daily_sum, durations.iter().sum::<i64>());
+    // The contact-centre totals, by hand from the fixture.
+    assert_eq!(d20.metric("handle_ms"), 382_527);
+    assert_eq!(d20.metric("hold_ms"), 0);
+    assert_eq!(d20.metric("acw_ms"), 34_975);
+    assert_eq!(d20.metric("routable_ms"), 11_682_690);
+    assert_eq!(d20.metric("npt_ms"), 1_812_000);
+    assert_eq!(d20.metric("contacts_handled"), 1);
+    assert_eq!(d20.metric("contacts_missed"), 0);
+    let occ = d20.occupancy().unwrap_or_default();
+    assert!((occ - 417_502.0 / 11_682_690.0).abs() < 1e-12, "{occ}");
+    assert!(days[0].metrics.values().all(|v| *v == 0), "{:?}", days[0]);
+    assert_eq!(p["state"], "offline");
+    t.drop_table().await;
+}
+
+fn night_records() -> Vec<KinesisRecord> {
+    let midnight = 1_795_219_200_000; // 2026-11-21T00:00:00Z
+    agent_activity::synth::night_shift(midnight)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| KinesisRecord::from_payload_line("night", i + 1, &v.to_string()))
+        .collect()
+}
+
+/// The hand-computed night (see `synth::night_shift`): two overlapping
+/// chats across midnight, a hold, ACW, a missed contact.
+async fn assert_night_totals(t: &TestTable) {
+    let agent = AgentId::new("synth-night-00001").unwrap_or_else(|e| panic!("{e}"));
+    let days = agents::daily(&t.app, &agent, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let got: Vec<(String, Vec<i64>)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.clone(),
+                agent_activity::plan::METRICS
+                    .iter()
+                    .map(|m| d.metric(m))
+                    .collect(),
+            )
+        })
+        .collect();
+    // handle, hold, acw, routable, npt, handled, missed
+    assert_eq!(
+        got,
+        [
+            (
+                "2026-11-20".to_owned(),
+                vec![410_000, 0, 0, 600_000, 0, 2, 0]
+            ),
+            (
+                "2026-11-21".to_owned(),
+                vec![420_000, 60_000, 90_000, 380_000, 1_800_000, 0, 1]
+            ),
+        ]
+    );
+    assert_eq!(days[1].occupancy(), Some(1.0), "at most 1");
+    assert_eq!(days[1].statuses.get("Lunch"), Some(&1_800_000));
+}
+
+#[tokio::test]
+async fn contact_centre_totals_across_midnight_once_under_redelivery_shuffle_and_batch_sizes() {
+    let reference = table("aa-night-ref").await;
+    let c = run(&reference, &night_records()).await;
+    assert_eq!(c.failed + c.dead_lettered, 0, "{c:?}");
+    assert_night_totals(&reference).await;
+    let want = normalised(&reference).await;
+
+    let t = table("aa-night").await;
+    let mut rng = fastrand::Rng::with_seed(18);
+    for size in [1usize, 3, 100] {
+        for _ in 0..2 {
+            let mut records = night_records();
+            rng.shuffle(&mut records);
+            for batch in records.chunks(size) {
+                let c = run(&t, batch).await;
+                assert_eq!(c.failed + c.dead_lettered, 0, "{c:?}");
+            }
+            assert_eq!(normalised(&t).await, want, "batches of {size}");
+        }
+    }
+    assert_night_totals(&t).await;
+    let profile = agents::find_profile(&t.app, "night01")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .unwrap_or_else(|| panic!("no profile"));
+    assert_eq!(
+        streamfold_shared::attrs::s(&profile, "state"),
+        Some("offline")
+    );
+    reference.drop_table().await;
     t.drop_table().await;
 }
 
