@@ -26,6 +26,8 @@ use crate::event::{AgentEvent, Contact, EventType, Snapshot, Status};
 pub const WAITING: &str = "EXT#WAITING";
 /// The `gsi2pk` of the agent directory.
 pub const DIRECTORY: &str = "AGENTS";
+/// The `gsi2pk` of the routing-profile directory (`gsi2sk` = its id).
+pub const ROUTING_PROFILES: &str = "ROUTING_PROFILES";
 /// A status period is split over at most this many UTC days (the most recent
 /// ones); a longer one counts only its last days (one transaction holds at
 /// most 100 actions).
@@ -233,7 +235,10 @@ pub fn activity_item(ev: &AgentEvent, retention_days: i64) -> Option<Item> {
         .as_ref()
         .and_then(|p| p.routing_profile.as_ref());
     if let Some(prev_rp) = prev_rp
-        && cur.routing_profile.as_ref() != Some(prev_rp)
+        && !cur
+            .routing_profile
+            .as_ref()
+            .is_some_and(|c| c.same(prev_rp))
     {
         item.insert(
             "previous_routing_profile".to_owned(),
@@ -592,6 +597,104 @@ pub fn plan_profile(
         },
         from_event,
     ))
+}
+
+// ---- routing profiles ------------------------------------------------------
+
+fn queue_map(q: &crate::event::Queue) -> AttributeValue {
+    let mut m = HashMap::new();
+    opt(&mut m, "arn", q.arn.as_deref());
+    opt(&mut m, "name", q.name.as_deref());
+    m.insert(
+        "channels".to_owned(),
+        AttributeValue::L(q.channels.iter().map(|c| sv(c.as_str())).collect()),
+    );
+    AttributeValue::M(m)
+}
+
+/// The routing-profile items (`RP#{id}` / `RP`) a set of events shows: per
+/// routing profile, the newest event's (by EventTimestamp, EventId) view of
+/// it (name, ARN, inbound queues, default outbound queue), written only
+/// over an older view, so any order and any redelivery end the same. With
+/// the indexes (into `events`) of the events that carried it.
+pub fn plan_routing_profiles(events: &[&AgentEvent]) -> Vec<(GuardedUpdate, Vec<usize>)> {
+    let mut newest: BTreeMap<&str, (usize, Vec<usize>)> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let Some(id) = e.current.routing_profile.as_ref().and_then(|r| r.id()) else {
+            continue;
+        };
+        let slot = newest.entry(id).or_insert((i, Vec::new()));
+        if e.order() > events[slot.0].order() {
+            slot.0 = i;
+        }
+        slot.1.push(i);
+    }
+    newest
+        .into_iter()
+        .filter_map(|(id, (i, carriers))| {
+            let ev = events[i];
+            let rp = ev.current.routing_profile.as_ref()?;
+            let rp_id = streamfold_shared::ids::RoutingProfileId::new(id).ok()?;
+            let mut sets = vec![
+                "#t = :type",
+                "routing_profile_id = :id",
+                "#n = :name",
+                "inbound_queues = :in",
+                "last_event_at = :at",
+                "last_event_id = :eid",
+                "gsi2pk = :dir",
+                "gsi2sk = :id",
+            ];
+            let mut expr = Expr::default()
+                .name("#t", "type")
+                .name("#n", "name")
+                .s(":type", "routing_profile")
+                .s(":dir", ROUTING_PROFILES)
+                .s(":id", id)
+                .s(":name", rp.name.as_str())
+                .value(
+                    ":in",
+                    AttributeValue::L(rp.inbound_queues.iter().map(queue_map).collect()),
+                )
+                .s(":at", ev.at.to_string())
+                .s(":eid", ev.id.as_str());
+            let mut removes = Vec::new();
+            if let Some(arn) = &rp.arn {
+                sets.push("arn = :arn");
+                expr = expr.s(":arn", arn.as_str());
+            }
+            match &rp.default_outbound_queue {
+                Some(q) => {
+                    sets.push("default_outbound_queue = :out");
+                    expr = expr.value(":out", queue_map(q));
+                }
+                None => removes.push("default_outbound_queue"),
+            }
+            let mut text = format!("SET {}", sets.join(", "));
+            if !removes.is_empty() {
+                text.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            let update = Expr {
+                text,
+                names: expr.names,
+                values: expr.values,
+            };
+            let condition = Expr::new(
+                "attribute_not_exists(pk) OR last_event_at < :gat \
+                 OR (last_event_at = :gat AND last_event_id < :geid)",
+            )
+            .s(":gat", ev.at.to_string())
+            .s(":geid", ev.id.as_str());
+            Some((
+                GuardedUpdate {
+                    key: Key::RoutingProfile(rp_id),
+                    update,
+                    condition,
+                },
+                carriers,
+            ))
+        })
+        .collect()
 }
 
 // ---- daily totals ------------------------------------------------------------
@@ -1092,6 +1195,25 @@ mod tests {
             d.since.map(|t| t.to_string()).as_deref(),
             Some("2026-11-20T23:55:00.000000Z")
         );
+    }
+
+    #[test]
+    fn routing_profiles_take_the_newest_view_whatever_the_order() {
+        let events = day();
+        let mut refs: Vec<&AgentEvent> = events.iter().collect();
+        refs.reverse();
+        let ups = plan_routing_profiles(&refs);
+        let keys: Vec<String> = ups.iter().map(|(u, _)| u.key.pk()).collect();
+        assert_eq!(keys, ["RP#rp-basic", "RP#rp-sales"]);
+        assert!(string_values(&ups[0].0).contains(&events[6].id.as_str().to_owned()));
+        assert!(string_values(&ups[1].0).contains(&events[11].id.as_str().to_owned()));
+        assert_eq!(ups[0].1.len(), 7);
+        let rp = events[0].current.routing_profile.as_ref();
+        let queues: Vec<Option<&str>> = rp
+            .map(|r| r.inbound_queues.iter().map(|q| q.name.as_deref()).collect())
+            .unwrap_or_default();
+        assert_eq!(queues, [Some("BasicQueue")], "no agent queue");
+        assert!(ups[0].0.condition.text.contains("last_event_at < :gat"));
     }
 
     /// The string values an update sets.

@@ -607,3 +607,65 @@ async fn requests_per_event_for_a_day_of_500_agents() {
         t.drop_table().await;
     }
 }
+
+#[tokio::test]
+async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
+    use streamfold::routing_profiles;
+    let t = table("aa-roster").await;
+    let records = day_records();
+    // Up to the heartbeat: on the Basic Routing Profile, available.
+    run(&t, &records[..7]).await;
+    let rps = routing_profiles::rosters(&t.app)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let names: Vec<(&str, usize)> = rps
+        .iter()
+        .map(|r| (r.id.as_str(), r.agents.len()))
+        .collect();
+    assert_eq!(names, [("rp-basic", 1)]);
+    let basic = &rps[0];
+    assert_eq!(basic.name, "Basic Routing Profile");
+    // The agent's own queue is not the profile's.
+    let queues: Vec<&str> = basic.inbound_queues.iter().map(|q| q.0.as_str()).collect();
+    assert_eq!(queues, ["BasicQueue"]);
+    assert_eq!(basic.default_outbound_queue.as_deref(), Some("BasicQueue"));
+    assert_eq!(basic.agents[0].state, "available");
+    // The rest, newest first and twice: moved to Sales, logged out.
+    let mut rest: Vec<KinesisRecord> = records[7..].iter().rev().cloned().collect();
+    rest.extend(records.iter().cloned());
+    for batch in rest.chunks(2) {
+        run(&t, batch).await;
+    }
+    let rps = routing_profiles::rosters(&t.app)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let names: Vec<(&str, usize)> = rps
+        .iter()
+        .map(|r| (r.id.as_str(), r.agents.len()))
+        .collect();
+    assert_eq!(names, [("rp-basic", 0), ("rp-sales", 1)]);
+    assert_eq!(rps[1].name, "Sales");
+    assert_eq!(rps[1].agents[0].state, "offline");
+    assert!(!rps[1].agents[0].stale, "offline is never stale");
+    let item = t
+        .ctx()
+        .exec
+        .get(
+            &Key::RoutingProfile(
+                streamfold_shared::ids::RoutingProfileId::new("rp-sales")
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            true,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no rp-sales item"));
+    // The newest event that showed it: the LOGOUT.
+    assert_eq!(
+        streamfold_shared::attrs::s(&item, "last_event_at"),
+        Some("2026-11-20T17:45:01.000000Z")
+    );
+    let text = routing_profiles::render_list(&rps);
+    assert!(text.contains("offline 1"), "{text}");
+    t.drop_table().await;
+}
