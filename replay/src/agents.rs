@@ -86,6 +86,20 @@ pub enum AgentsCmd {
         #[arg(long)]
         json: bool,
     },
+    /// A picture of one day: one self-contained HTML file (inline SVG and
+    /// CSS) with each agent's timeline and totals, and the routing
+    /// profiles' occupancy.
+    Report {
+        /// The UTC day (yyyy-mm-dd).
+        #[arg(long)]
+        date: String,
+        /// Only the agents on this routing profile (name or id).
+        #[arg(long = "routing-profile")]
+        routing_profile: Option<String>,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Delete an agent's profile; the extensions processor frees its
     /// extension (and hands it to the longest-waiting agent).
     Remove(crate::reconcile_cmd::RemoveArgs),
@@ -185,6 +199,17 @@ pub async fn run(app: &App, cmd: AgentsCmd) -> Result<ExitCode> {
             } else {
                 print!("{}", render_wallboard(&rows));
             }
+        }
+        AgentsCmd::Report {
+            date,
+            routing_profile,
+            out,
+        } => {
+            let day = parse_day(&date)?;
+            let html = report(app, day, routing_profile.as_deref()).await?;
+            std::fs::write(&out, html)
+                .with_context(|| format!("writing the report to {}", out.display()))?;
+            println!("wrote {}", out.display());
         }
         AgentsCmd::Daily { agent, date, json } => {
             let id = resolve(app, &agent).await?;
@@ -426,6 +451,32 @@ pub async fn daily(app: &App, agent: &AgentId, day: Option<NaiveDate>) -> Result
         );
     }
     Ok(out)
+}
+
+/// The report of a day (`agents report`) as HTML: every agent of the
+/// directory (on the routing profile given) with history or totals that day.
+pub async fn report(app: &App, day: NaiveDate, routing_profile: Option<&str>) -> Result<String> {
+    let profiles = list(app).await?;
+    let rows = wallboard(&profiles, 0, i64::MAX, routing_profile);
+    let text = day.format("%Y-%m-%d").to_string();
+    let mut agents = Vec::new();
+    for r in &rows {
+        let Ok(id) = AgentId::new(r.agent_id.as_str()) else {
+            continue;
+        };
+        let history = history(app, &id, Some(&text), Some(&text)).await?;
+        let totals = daily(app, &id, Some(day)).await?.into_iter().next();
+        if history.is_empty() && totals.is_none() {
+            continue;
+        }
+        agents.push(crate::report::AgentDay {
+            username: r.username.clone(),
+            routing_profile: r.routing_profile.clone(),
+            history,
+            totals,
+        });
+    }
+    Ok(crate::report::render_html(day, routing_profile, &agents))
 }
 
 /// The default of `agents now --stale-after`: twice the heartbeat

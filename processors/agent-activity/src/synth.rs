@@ -1,7 +1,8 @@
 //! Synthetic agent days for tests and benchmarks: realistic Connect agent
-//! events (login, status changes, contacts with after-contact work, a lunch
-//! break, logout, and a heartbeat after every 120 s of silence, also for an
-//! hour after logout), deterministic for a seed.
+//! events (login, status changes, contacts with after-contact work, holds
+//! and missed contacts, a lunch break, logout, and a heartbeat after every
+//! 120 s of silence, also for an hour after logout; of three or more agents
+//! the last one's CCP closes without a logout), deterministic for a seed.
 
 use serde_json::{Value, json};
 use streamfold_shared::ids::Timestamp;
@@ -91,6 +92,10 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
             seq: 0,
         };
         let mut out: Vec<(i64, Value)> = Vec::new();
+        // Of three or more agents, the last one's CCP closes three quarters
+        // into the shift without a logout (no more events, not even
+        // heartbeats).
+        let closes_ccp = agents >= 3 && a == agents - 1;
         // Shifts start between 06:00 and 10:00 and last 8 hours.
         let start = day_start_ms + 6 * 3_600_000 + rng.i64(0..4 * 3_600_000);
         let end = start + shift_ms;
@@ -144,12 +149,28 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
                     "QueueTimestamp": ts(at - 20_000), "State": state, "StateStartTimestamp": ts(at)
                 })
             };
-            let steps = [
-                ("CONNECTING", 0),
-                ("CONNECTED", rng.i64(2_000..10_000)),
-                ("ENDED", rng.i64(60_000..600_000)),
-                ("", rng.i64(10_000..90_000)),
-            ];
+            // One contact in ten is missed, one in five put on hold.
+            let steps: Vec<(&str, i64)> = match rng.u8(0..10) {
+                0 => vec![
+                    ("CONNECTING", 0),
+                    ("MISSED", rng.i64(15_000..20_000)),
+                    ("", rng.i64(2_000..5_000)),
+                ],
+                1 | 2 => vec![
+                    ("CONNECTING", 0),
+                    ("CONNECTED", rng.i64(2_000..10_000)),
+                    ("CONNECTED_ONHOLD", rng.i64(30_000..200_000)),
+                    ("CONNECTED", rng.i64(20_000..120_000)),
+                    ("ENDED", rng.i64(30_000..300_000)),
+                    ("", rng.i64(10_000..90_000)),
+                ],
+                _ => vec![
+                    ("CONNECTING", 0),
+                    ("CONNECTED", rng.i64(2_000..10_000)),
+                    ("ENDED", rng.i64(60_000..600_000)),
+                    ("", rng.i64(10_000..90_000)),
+                ],
+            };
             for (state, d) in steps {
                 t += d;
                 let value = (!state.is_empty()).then(|| contact(state, t));
@@ -158,6 +179,14 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
                 });
             }
             last = t;
+            if closes_ccp && t >= start + shift_ms * 3 / 4 {
+                break;
+            }
+        }
+        if closes_ccp {
+            // The CCP closed without a logout: the events just stop.
+            all.extend(out.into_iter().map(|(t, v)| (t, a, v)));
+            continue;
         }
         change(&mut agent, &mut out, t, &|ag| {
             ag.status = ("Offline".into(), "OFFLINE".into(), t)
@@ -296,5 +325,13 @@ mod tests {
             3
         );
         assert_eq!(day(3, 7, 1_795_132_800_000), events, "deterministic");
+        let states: Vec<&str> = decoded
+            .iter()
+            .flat_map(|e| e.current.contacts.iter().filter_map(|c| c.state.as_deref()))
+            .collect();
+        assert!(states.contains(&"CONNECTED_ONHOLD") && states.contains(&"MISSED"));
+        // Two logouts: the third agent's CCP closes without one.
+        let logouts = decoded.iter().filter(|e| e.kind == EventType::Logout);
+        assert_eq!(logouts.count(), 2);
     }
 }

@@ -510,9 +510,29 @@ async fn day_of_agents(n: usize) {
     }
     assert_eq!(from_history.len(), n);
     assert_eq!(from_daily, from_history);
-    for p in agents_list {
-        assert_eq!(streamfold_shared::attrs::s(&p, "status"), Some("Offline"));
+    // Everyone logged out but the last agent, whose CCP closed: shown
+    // stale from five minutes after its last event on.
+    let closed = format!("agent{:05}", n - 1);
+    for p in &agents_list {
+        let user = streamfold_shared::attrs::s(p, "username").unwrap_or_default();
+        if user == closed {
+            assert_ne!(streamfold_shared::attrs::s(p, "state"), Some("offline"));
+            let last = streamfold_shared::attrs::s(p, "last_event_at")
+                .and_then(|t| streamfold_shared::ids::Timestamp::parse(t).ok())
+                .map(|t| t.epoch_millis())
+                .unwrap_or_default();
+            assert!(!agents::is_stale(p, last + 299_000, 300_000));
+            assert!(agents::is_stale(p, last + 301_000, 300_000));
+        } else {
+            assert_eq!(streamfold_shared::attrs::s(p, "status"), Some("Offline"));
+            assert_eq!(streamfold_shared::attrs::s(p, "state"), Some("offline"));
+        }
     }
+    // Holds and missed contacts were counted.
+    let daily = t.items_of_type("daily").await;
+    let sum = |name: &str| -> i64 { daily.iter().map(|d| d[name].as_i64().unwrap_or(0)).sum() };
+    assert!(sum("hold_ms") > 0 && sum("contacts_missed") > 0 && sum("acw_ms") > 0);
+    assert!(sum("handle_ms") >= sum("hold_ms"));
     t.drop_table().await;
 }
 
