@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use agent_activity::plan::STATUS_MS_PREFIX;
+use agent_activity::plan::{
+    ACW_MS, CONTACTS_HANDLED, CONTACTS_MISSED, HANDLE_MS, HOLD_MS, METRICS, NPT_MS, ROUTABLE_MS,
+    STATUS_MS_PREFIX,
+};
 use anyhow::{Context as _, Result, anyhow, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
@@ -65,6 +68,37 @@ pub enum AgentsCmd {
         date: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// A wallboard: agents by derived state per routing profile, then each
+    /// agent with state, since, contact channel (`stale` when logged in
+    /// and silent for longer than --stale-after).
+    Now {
+        /// Only this routing profile (name or id).
+        #[arg(long = "routing-profile")]
+        routing_profile: Option<String>,
+        /// An agent logged in whose newest event is older than this many
+        /// seconds is shown `stale` (twice the 120 s heartbeat, plus margin).
+        #[arg(long, default_value_t = DEFAULT_STALE_AFTER_SECS, env = "STREAMFOLD_STALE_AFTER")]
+        stale_after: i64,
+        /// Evaluate at this time (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A picture of one day: one self-contained HTML file (inline SVG and
+    /// CSS) with each agent's timeline and totals, and the routing
+    /// profiles' occupancy.
+    Report {
+        /// The UTC day (yyyy-mm-dd).
+        #[arg(long)]
+        date: String,
+        /// Only the agents on this routing profile (name or id).
+        #[arg(long = "routing-profile")]
+        routing_profile: Option<String>,
+        /// The HTML file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Delete an agent's profile; the extensions processor frees its
     /// extension (and hands it to the longest-waiting agent).
@@ -141,6 +175,41 @@ pub async fn run(app: &App, cmd: AgentsCmd) -> Result<ExitCode> {
                 print!("{}", render_history(&items));
                 println!("{} entries", items.len());
             }
+        }
+        AgentsCmd::Now {
+            routing_profile,
+            stale_after,
+            at,
+            json,
+        } => {
+            let now = match at.as_deref() {
+                Some(a) => Timestamp::parse(a)
+                    .map_err(|e| anyhow!("--at {a:?} is not a time (RFC 3339): {e}"))?,
+                None => Timestamp::now(),
+            };
+            let profiles = list(app).await?;
+            let rows = wallboard(
+                &profiles,
+                now.epoch_millis(),
+                stale_after.saturating_mul(1000),
+                routing_profile.as_deref(),
+            );
+            if json {
+                println!("{}", serde_json::to_string_pretty(&wallboard_json(&rows))?);
+            } else {
+                print!("{}", render_wallboard(&rows));
+            }
+        }
+        AgentsCmd::Report {
+            date,
+            routing_profile,
+            out,
+        } => {
+            let day = parse_day(&date)?;
+            let html = report(app, day, routing_profile.as_deref()).await?;
+            std::fs::write(&out, html)
+                .with_context(|| format!("writing the report to {}", out.display()))?;
+            println!("wrote {}", out.display());
         }
         AgentsCmd::Daily { agent, date, json } => {
             let id = resolve(app, &agent).await?;
@@ -287,6 +356,33 @@ pub struct DailyTotals {
     pub total_ms: i64,
     /// How many events were counted.
     pub events: usize,
+    /// The contact-centre counters (`handle_ms`, `hold_ms`, `acw_ms`,
+    /// `routable_ms`, `npt_ms`, `contacts_handled`, `contacts_missed`),
+    /// zero when absent.
+    pub metrics: BTreeMap<&'static str, i64>,
+}
+
+impl DailyTotals {
+    /// A counter of the day (zero when absent).
+    pub fn metric(&self, name: &str) -> i64 {
+        self.metrics.get(name).copied().unwrap_or(0)
+    }
+
+    /// (handle_ms + acw_ms) / routable_ms, at most 1; `None` without
+    /// routable time.
+    pub fn occupancy(&self) -> Option<f64> {
+        occupancy(
+            self.metric(HANDLE_MS),
+            self.metric(ACW_MS),
+            self.metric(ROUTABLE_MS),
+        )
+    }
+}
+
+/// (handle_ms + acw_ms) / routable_ms, at most 1; `None` without routable
+/// time.
+pub fn occupancy(handle_ms: i64, acw_ms: i64, routable_ms: i64) -> Option<f64> {
+    (routable_ms > 0).then(|| ((handle_ms + acw_ms) as f64 / routable_ms as f64).min(1.0))
 }
 
 impl DailyTotals {
@@ -310,6 +406,10 @@ impl DailyTotals {
                 Some(AttributeValue::Ss(ids)) => ids.len(),
                 _ => 0,
             },
+            metrics: METRICS
+                .iter()
+                .map(|m| (*m, n(item, m).unwrap_or(0)))
+                .collect(),
         }
     }
 }
@@ -351,6 +451,187 @@ pub async fn daily(app: &App, agent: &AgentId, day: Option<NaiveDate>) -> Result
         );
     }
     Ok(out)
+}
+
+/// The report of a day (`agents report`) as HTML: every agent of the
+/// directory (on the routing profile given) with history or totals that day.
+pub async fn report(app: &App, day: NaiveDate, routing_profile: Option<&str>) -> Result<String> {
+    let profiles = list(app).await?;
+    let rows = wallboard(&profiles, 0, i64::MAX, routing_profile);
+    let text = day.format("%Y-%m-%d").to_string();
+    let mut agents = Vec::new();
+    for r in &rows {
+        let Ok(id) = AgentId::new(r.agent_id.as_str()) else {
+            continue;
+        };
+        let history = history(app, &id, Some(&text), Some(&text)).await?;
+        let totals = daily(app, &id, Some(day)).await?.into_iter().next();
+        if history.is_empty() && totals.is_none() {
+            continue;
+        }
+        agents.push(crate::report::AgentDay {
+            username: r.username.clone(),
+            routing_profile: r.routing_profile.clone(),
+            history,
+            totals,
+        });
+    }
+    Ok(crate::report::render_html(day, routing_profile, &agents))
+}
+
+/// The default of `agents now --stale-after`: twice the heartbeat
+/// interval (120 s) plus a minute.
+pub const DEFAULT_STALE_AFTER_SECS: i64 = 300;
+
+/// One agent on the wallboard.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WallboardRow {
+    pub agent_id: String,
+    pub username: String,
+    pub routing_profile: String,
+    /// The derived state (`offline`, `available`, `on_contact`, `on_hold`,
+    /// `acw`, `missed` or a custom status's name).
+    pub state: String,
+    pub state_since: Option<String>,
+    pub channel: Option<String>,
+    /// Logged in, but no event for longer than the threshold.
+    pub stale: bool,
+    pub last_event_at: Option<String>,
+}
+
+/// The derived state of a stored profile (a profile written before
+/// `state` existed falls back to its status).
+pub fn profile_state(p: &Item) -> String {
+    if let Some(st) = s(p, "state") {
+        return st.to_owned();
+    }
+    match s(p, "status_type") {
+        Some("ROUTABLE") => "available".to_owned(),
+        Some("CUSTOM") => s(p, "status").unwrap_or("custom").to_owned(),
+        _ => "offline".to_owned(),
+    }
+}
+
+/// True when the agent is logged in (not offline) and its newest event is
+/// older than `stale_ms` at `now_ms`. Computed when read, never written.
+pub fn is_stale(p: &Item, now_ms: i64, stale_ms: i64) -> bool {
+    if profile_state(p) == "offline" {
+        return false;
+    }
+    match s(p, "last_event_at").and_then(|t| Timestamp::parse(t).ok()) {
+        Some(last) => now_ms - last.epoch_millis() > stale_ms,
+        None => true,
+    }
+}
+
+/// The wallboard's rows, by routing profile then username; only the
+/// routing profile given (by name or by the id ending its ARN), if any.
+pub fn wallboard(
+    profiles: &[Item],
+    now_ms: i64,
+    stale_ms: i64,
+    routing_profile: Option<&str>,
+) -> Vec<WallboardRow> {
+    let mut rows: Vec<WallboardRow> = profiles
+        .iter()
+        .filter(|p| {
+            routing_profile.is_none_or(|rp| {
+                s(p, "routing_profile") == Some(rp)
+                    || s(p, "routing_profile_arn")
+                        .and_then(|a| a.rsplit('/').next())
+                        .is_some_and(|id| id == rp)
+            })
+        })
+        .map(|p| WallboardRow {
+            agent_id: s(p, "agent_id").unwrap_or("-").to_owned(),
+            username: s(p, "username").unwrap_or("-").to_owned(),
+            routing_profile: s(p, "routing_profile").unwrap_or("-").to_owned(),
+            state: profile_state(p),
+            state_since: s(p, "state_since")
+                .or(s(p, "status_since"))
+                .map(str::to_owned),
+            channel: s(p, "state_channel").map(str::to_owned),
+            stale: is_stale(p, now_ms, stale_ms),
+            last_event_at: s(p, "last_event_at").map(str::to_owned),
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.routing_profile, &a.username, &a.agent_id).cmp(&(
+            &b.routing_profile,
+            &b.username,
+            &b.agent_id,
+        ))
+    });
+    rows
+}
+
+/// The state a wallboard counts an agent under: `stale` wins.
+fn shown(r: &WallboardRow) -> &str {
+    if r.stale { "stale" } else { r.state.as_str() }
+}
+
+/// Counts by shown state per routing profile.
+pub fn wallboard_counts(rows: &[WallboardRow]) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for r in rows {
+        *out.entry(r.routing_profile.clone())
+            .or_default()
+            .entry(shown(r).to_owned())
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+fn wallboard_json(rows: &[WallboardRow]) -> Value {
+    serde_json::json!({
+        "counts": wallboard_counts(rows),
+        "agents": rows,
+    })
+}
+
+/// The wallboard as text.
+pub fn render_wallboard(rows: &[WallboardRow]) -> String {
+    let counts: Vec<Vec<String>> = wallboard_counts(rows)
+        .into_iter()
+        .map(|(rp, by)| {
+            let total: usize = by.values().sum();
+            let parts: Vec<String> = by.iter().map(|(st, n)| format!("{st} {n}")).collect();
+            vec![rp, total.to_string(), parts.join(", ")]
+        })
+        .collect();
+    let agents: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.routing_profile.clone(),
+                r.username.clone(),
+                if r.stale {
+                    format!("{} (stale)", r.state)
+                } else {
+                    r.state.clone()
+                },
+                r.state_since.as_deref().map(when).unwrap_or_default(),
+                r.channel.clone().unwrap_or_default(),
+                r.last_event_at.as_deref().map(when).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    format!(
+        "{}{}{} agents\n",
+        table(&["ROUTING PROFILE", "AGENTS", "BY STATE"], &counts),
+        table(
+            &[
+                "ROUTING PROFILE",
+                "USERNAME",
+                "STATE",
+                "SINCE",
+                "CHANNEL",
+                "LAST EVENT"
+            ],
+            &agents
+        ),
+        rows.len()
+    )
 }
 
 /// `3723004` as `1:02:03.004`.
@@ -526,12 +807,43 @@ pub fn render_daily(d: &DailyTotals) -> String {
         duration(d.total_ms),
         d.total_ms.to_string(),
     ]);
+    let mut centre: Vec<Vec<String>> = [
+        ("handling contacts", HANDLE_MS),
+        ("  of which on hold", HOLD_MS),
+        ("after-contact work", ACW_MS),
+        ("routable", ROUTABLE_MS),
+        ("non-productive", NPT_MS),
+    ]
+    .iter()
+    .map(|(label, m)| {
+        let ms = d.metric(m);
+        vec![(*label).to_owned(), duration(ms), ms.to_string()]
+    })
+    .collect();
+    centre.push(vec![
+        "contacts handled".to_owned(),
+        d.metric(CONTACTS_HANDLED).to_string(),
+        String::new(),
+    ]);
+    centre.push(vec![
+        "contacts missed".to_owned(),
+        d.metric(CONTACTS_MISSED).to_string(),
+        String::new(),
+    ]);
+    centre.push(vec![
+        "occupancy".to_owned(),
+        d.occupancy()
+            .map(|o| format!("{:.1}%", o * 100.0))
+            .unwrap_or_else(|| "-".to_owned()),
+        String::new(),
+    ]);
     format!(
-        "{} (agent {}, {} status changes)\n{}",
+        "{} (agent {}, {} events counted)\n{}{}",
         d.date,
         d.agent_id,
         d.events,
-        table(&["STATUS", "TIME", "MS"], &rows)
+        table(&["STATUS", "TIME", "MS"], &rows),
+        table(&["CONTACT CENTRE", "TIME", "MS"], &centre)
     )
 }
 
@@ -542,6 +854,8 @@ fn daily_json(d: &DailyTotals) -> Value {
         "status_ms": d.statuses,
         "total_ms": d.total_ms,
         "events": d.events,
+        "metrics": d.metrics,
+        "occupancy": d.occupancy(),
     })
 }
 
@@ -625,6 +939,51 @@ pub async fn replay_kinesis(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn profile(user: &str, rp: &str, state: &str, last: &str) -> Item {
+        Item::from([
+            ("agent_id".to_owned(), sv(format!("id-{user}"))),
+            ("username".to_owned(), sv(user)),
+            ("routing_profile".to_owned(), sv(rp)),
+            ("state".to_owned(), sv(state)),
+            ("last_event_at".to_owned(), sv(last)),
+        ])
+    }
+
+    #[test]
+    fn stale_is_logged_in_and_silent_past_the_threshold() {
+        let now = Timestamp::parse("2026-11-20T15:00:00Z")
+            .map(|t| t.epoch_millis())
+            .unwrap_or_default();
+        let limit = DEFAULT_STALE_AFTER_SECS * 1000;
+        let fresh = profile("a", "Sales", "available", "2026-11-20T14:56:00.000000Z");
+        let silent = profile("b", "Sales", "on_contact", "2026-11-20T14:54:59.000000Z");
+        let gone = profile("c", "Support", "offline", "2026-11-20T09:00:00.000000Z");
+        assert!(!is_stale(&fresh, now, limit));
+        assert!(is_stale(&silent, now, limit));
+        // Exactly at the threshold: not yet.
+        let edge = profile("d", "Sales", "Lunch", "2026-11-20T14:55:00.000000Z");
+        assert!(!is_stale(&edge, now, limit));
+        assert!(!is_stale(&gone, now, limit), "offline is never stale");
+        let rows = wallboard(&[gone, silent, fresh, edge], now, limit, None);
+        let names: Vec<&str> = rows.iter().map(|r| r.username.as_str()).collect();
+        assert_eq!(names, ["a", "b", "d", "c"]);
+        let counts = wallboard_counts(&rows);
+        assert_eq!(counts["Sales"]["stale"], 1);
+        assert_eq!(counts["Sales"]["available"], 1);
+        assert_eq!(counts["Support"]["offline"], 1);
+        let text = render_wallboard(&rows);
+        assert!(text.contains("on_contact (stale)"), "{text}");
+        let only = wallboard(&rows_items(), now, limit, Some("Support"));
+        assert!(only.iter().all(|r| r.routing_profile == "Support"));
+    }
+
+    fn rows_items() -> Vec<Item> {
+        vec![
+            profile("x", "Support", "available", "2026-11-20T14:59:00.000000Z"),
+            profile("y", "Sales", "available", "2026-11-20T14:59:00.000000Z"),
+        ]
+    }
 
     #[test]
     fn durations_read_well() {

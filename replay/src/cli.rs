@@ -80,6 +80,10 @@ pub enum Command {
     /// Connect agents: profiles, history, daily totals (agent-activity).
     #[command(subcommand)]
     Agents(crate::agents::AgentsCmd),
+    /// Routing profiles as the agent events show them (name, queues) and
+    /// the agents on each (agent-activity).
+    #[command(subcommand, name = "routing-profiles")]
+    RoutingProfiles(crate::routing_profiles::RoutingProfilesCmd),
     /// The agent extension pool: init, list, show, stats.
     #[command(subcommand)]
     Extensions(crate::extensions::ExtensionsCmd),
@@ -227,6 +231,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Messages(MessagesCmd::Send(args)) => send(&app, args).await,
         Command::Conversations(cmd) => conversations(&app, cmd).await,
         Command::Agents(cmd) => crate::agents::run(&app, cmd).await,
+        Command::RoutingProfiles(cmd) => crate::routing_profiles::run(&app, cmd).await,
         Command::Extensions(cmd) => crate::extensions::run(&app, cmd).await,
         Command::Publish(args) => crate::publish::run_cli(&app, args).await,
         Command::Import(cmd) => crate::import::run(&app, cmd).await,

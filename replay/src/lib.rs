@@ -21,6 +21,8 @@ pub mod reconcile_cmd;
 pub mod redrive;
 pub mod render;
 pub mod replay;
+pub mod report;
+pub mod routing_profiles;
 pub mod status;
 pub mod table;
 pub mod tail;

@@ -409,6 +409,11 @@ async fn rewrite_day(
                 total += n(c, k).unwrap_or(0);
                 item.insert(k.clone(), v.clone());
             }
+            // The contact-centre counters are kept as the pipeline counted
+            // them (their claims are kept too).
+            if agent_activity::plan::METRICS.contains(&k.as_str()) {
+                item.insert(k.clone(), v.clone());
+            }
         }
     }
     item.insert("total_ms".to_owned(), nv(total));

@@ -146,6 +146,11 @@ id_type!(
     "username"
 );
 id_type!(
+    /// A Connect routing profile id: the last segment of its ARN.
+    RoutingProfileId,
+    "routing_profile_id"
+);
+id_type!(
     /// A source event id (Connect EventId, stream eventID).
     EventId,
     "event_id"

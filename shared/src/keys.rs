@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 
 use crate::ids::{
-    AgentId, EventId, GroupId, IdError, MessageId, ProcessorName, ShardId, Timestamp,
-    TimestampError, UserId, Username, shown,
+    AgentId, EventId, GroupId, IdError, MessageId, ProcessorName, RoutingProfileId, ShardId,
+    Timestamp, TimestampError, UserId, Username, shown,
 };
 
 /// Why a `pk`/`sk` pair is not a key this table knows.
@@ -129,6 +129,9 @@ pub enum Key {
     /// Connect username that has no profile yet (`streamfold import
     /// extensions`); its ext item is out of the free queue meanwhile.
     Reservation(Username),
+    /// `RP#{routing profile id}` / `RP`: a routing profile as the agent
+    /// events show it (name, queues), agent-activity's roster.
+    RoutingProfile(RoutingProfileId),
 }
 
 impl Key {
@@ -145,6 +148,7 @@ impl Key {
             Key::Checkpoint { stream, .. } => format!("CHECKPOINT#{}", stream.as_str()),
             Key::Lock(name) => format!("LOCK#{name}"),
             Key::Reservation(u) => format!("RESERVATION#{u}"),
+            Key::RoutingProfile(rp) => format!("RP#{rp}"),
         }
     }
 
@@ -173,6 +177,7 @@ impl Key {
             Key::Checkpoint { shard, .. } => shard.to_string(),
             Key::Lock(_) => "LOCK".to_owned(),
             Key::Reservation(_) => "RESERVATION".to_owned(),
+            Key::RoutingProfile(_) => "RP".to_owned(),
         }
     }
 
@@ -252,6 +257,7 @@ impl Key {
             }),
             "LOCK" if sk == "LOCK" => Ok(Key::Lock(ProcessorName::new(rest)?)),
             "RESERVATION" if sk == "RESERVATION" => Ok(Key::Reservation(Username::new(rest)?)),
+            "RP" if sk == "RP" => Ok(Key::RoutingProfile(RoutingProfileId::new(rest)?)),
             _ => Err(unknown()),
         }
     }
@@ -345,6 +351,7 @@ mod tests {
             Key::Profile(id("a1")),
             Key::Lock(id("extensions-init")),
             Key::Reservation(id("ada.lovelace@example.com")),
+            Key::RoutingProfile(id("rp-basic")),
             Key::Activity {
                 agent: id("a1"),
                 at: ts("2026-11-20T10:00:00.5Z"),

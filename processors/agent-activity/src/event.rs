@@ -73,6 +73,34 @@ pub struct NextStatus {
 pub struct RoutingProfile {
     pub name: String,
     pub arn: Option<String>,
+    /// Its inbound queues, without the agents' own queues
+    /// (`…/queue/agent/{id}`), in the event's order.
+    pub inbound_queues: Vec<Queue>,
+    pub default_outbound_queue: Option<Queue>,
+}
+
+impl RoutingProfile {
+    /// The id ending its ARN (`…/routing-profile/{id}`).
+    pub fn id(&self) -> Option<&str> {
+        self.arn
+            .as_deref()
+            .and_then(|a| a.rsplit_once("/routing-profile/"))
+            .map(|(_, id)| id)
+            .filter(|id| !id.is_empty())
+    }
+
+    /// The same profile (name and ARN), whatever the queues.
+    pub fn same(&self, other: &RoutingProfile) -> bool {
+        self.name == other.name && self.arn == other.arn
+    }
+}
+
+/// A queue of a routing profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub arn: Option<String>,
+    pub name: Option<String>,
+    pub channels: Vec<String>,
 }
 
 /// A contact the agent has.
@@ -201,6 +229,34 @@ struct WireRoutingProfile<'a> {
     name: Str<'a>,
     #[serde(rename = "ARN", borrow)]
     arn: Str<'a>,
+    #[serde(rename = "InboundQueues", borrow, default)]
+    inbound_queues: Option<Vec<WireRpQueue<'a>>>,
+    #[serde(rename = "DefaultOutboundQueue", borrow, default)]
+    default_outbound_queue: Option<WireRpQueue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireRpQueue<'a> {
+    #[serde(rename = "Name", borrow, default)]
+    name: Str<'a>,
+    #[serde(rename = "ARN", borrow, default)]
+    arn: Str<'a>,
+    #[serde(rename = "Channels", default)]
+    channels: Option<Vec<Option<String>>>,
+}
+
+fn rp_queue(q: WireRpQueue<'_>) -> Queue {
+    Queue {
+        arn: non_empty(q.arn),
+        name: non_empty(q.name),
+        channels: q
+            .channels
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| channel(Some(Cow::Owned(c))))
+            .collect(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -283,9 +339,23 @@ fn snapshot(w: WireSnapshot<'_>) -> Snapshot {
             owned(c.first_name),
             owned(c.last_name),
             c.routing_profile.and_then(|r| {
+                let inbound_queues = r
+                    .inbound_queues
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(rp_queue)
+                    .filter(|q| {
+                        !q.arn
+                            .as_deref()
+                            .is_some_and(|a| a.contains("/queue/agent/"))
+                    })
+                    .collect();
+                let default_outbound_queue = r.default_outbound_queue.map(rp_queue);
                 non_empty(r.name).map(|name| RoutingProfile {
                     name,
                     arn: owned(r.arn),
+                    inbound_queues,
+                    default_outbound_queue,
                 })
             }),
         ),

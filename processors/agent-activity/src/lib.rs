@@ -226,6 +226,34 @@ impl Processor for AgentActivity {
             }
         }
 
+        // The routing profiles the batch shows, newest view each; an error
+        // fails the agents whose events carried it (a retry rewrites it).
+        let all: Vec<(usize, &AgentEvent)> = plans
+            .iter()
+            .enumerate()
+            .flat_map(|(a, p)| p.distinct.iter().map(move |e| (a, *e)))
+            .collect();
+        let refs: Vec<&AgentEvent> = all.iter().map(|(_, e)| *e).collect();
+        let rp_writes: Vec<_> = plan::plan_routing_profiles(&refs)
+            .into_iter()
+            .map(|(update, carriers)| async move {
+                (write_routing_profile(ctx, &update).await, carriers)
+            })
+            .collect();
+        let rp_done: Vec<_> = futures::stream::iter(rp_writes)
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect()
+            .await;
+        for (r, carriers) in rp_done {
+            if let Err(e) = r {
+                let mut agents: Vec<usize> = carriers.iter().map(|&i| all[i].0).collect();
+                agents.dedup();
+                for a in agents {
+                    results[a].fail(e.clone());
+                }
+            }
+        }
+
         let mut steps: Vec<Vec<Step>> = work
             .iter()
             .map(|w| vec![Step::NoOp; w.events.len()])
@@ -529,6 +557,21 @@ async fn commit(ctx: &Context, updates: &[&GuardedUpdate]) -> Result<TxOutcome, 
     ctx.exec.transact(tx, &token).await
 }
 
+/// Writes one routing-profile view; a failed condition means the item
+/// shows this event or a newer one already: done.
+async fn write_routing_profile(ctx: &Context, update: &GuardedUpdate) -> Result<(), ExecError> {
+    for _ in 0..MAX_CONVERGE {
+        match commit(ctx, &[update]).await? {
+            TxOutcome::Committed | TxOutcome::ConditionFailed(_) => return Ok(()),
+            TxOutcome::PlanAgain(_) => {}
+        }
+    }
+    Err(ExecError::Transient(format!(
+        "routing profile {} kept changing; gave up after {MAX_CONVERGE} attempts",
+        update.key
+    )))
+}
+
 /// Writes the profile (at most one update); returns the index of the event
 /// whose snapshot it now shows, if it was written from one.
 async fn write_profile(
@@ -566,14 +609,15 @@ fn daily_chunks<'a, 'b>(contributions: &'b [Contribution<'a>]) -> Vec<Vec<Contri
     let mut days: HashSet<chrono::NaiveDate> = HashSet::new();
     let mut current: Vec<Contribution<'a>> = Vec::new();
     for c in contributions {
-        let new_days = c.days.iter().filter(|(d, _)| !days.contains(d)).count();
+        let touched = c.touched_days();
+        let new_days = touched.iter().filter(|d| !days.contains(d)).count();
         if !current.is_empty()
             && (current.len() >= DAILY_EVENTS_PER_TX || days.len() + new_days > TX_ACTIONS)
         {
             chunks.push(std::mem::take(&mut current));
             days.clear();
         }
-        days.extend(c.days.iter().map(|(d, _)| *d));
+        days.extend(touched);
         current.push(c.clone());
     }
     if !current.is_empty() {

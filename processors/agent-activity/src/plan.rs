@@ -26,6 +26,8 @@ use crate::event::{AgentEvent, Contact, EventType, Snapshot, Status};
 pub const WAITING: &str = "EXT#WAITING";
 /// The `gsi2pk` of the agent directory.
 pub const DIRECTORY: &str = "AGENTS";
+/// The `gsi2pk` of the routing-profile directory (`gsi2sk` = its id).
+pub const ROUTING_PROFILES: &str = "ROUTING_PROFILES";
 /// A status period is split over at most this many UTC days (the most recent
 /// ones); a longer one counts only its last days (one transaction holds at
 /// most 100 actions).
@@ -233,7 +235,10 @@ pub fn activity_item(ev: &AgentEvent, retention_days: i64) -> Option<Item> {
         .as_ref()
         .and_then(|p| p.routing_profile.as_ref());
     if let Some(prev_rp) = prev_rp
-        && cur.routing_profile.as_ref() != Some(prev_rp)
+        && !cur
+            .routing_profile
+            .as_ref()
+            .is_some_and(|c| c.same(prev_rp))
     {
         item.insert(
             "previous_routing_profile".to_owned(),
@@ -317,6 +322,67 @@ impl ProfileState {
     }
 }
 
+/// What an agent is doing, derived from a snapshot (the profile's `state`):
+/// `offline`, `available`, `on_contact`, `on_hold`, `acw`, `missed` or the
+/// custom status's name; since when, and the contact's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedState<'a> {
+    pub state: &'a str,
+    pub since: Option<Timestamp>,
+    pub channel: Option<&'a str>,
+}
+
+/// The derived state of an event's current snapshot. A contact decides
+/// over the status (the status stays "Available" on a contact): one
+/// CONNECTED or CONNECTING is `on_contact`, else one on hold is `on_hold`,
+/// else one ENDED still on the snapshot is `acw`, else one MISSED is
+/// `missed`; without contacts the status's type decides.
+pub fn derived_state(ev: &AgentEvent) -> DerivedState<'_> {
+    let cur = &ev.current;
+    let offline = |since| DerivedState {
+        state: "offline",
+        since,
+        channel: None,
+    };
+    let status = cur.status.as_ref();
+    if ev.kind == EventType::Logout {
+        return offline(status.and_then(|s| s.since).or(Some(ev.at)));
+    }
+    let groups: [(&[&str], &str); 4] = [
+        (&["CONNECTED", "CONNECTING"], "on_contact"),
+        (&["CONNECTED_ONHOLD"], "on_hold"),
+        (&["ENDED"], "acw"),
+        (&["MISSED"], "missed"),
+    ];
+    for (states, name) in groups {
+        let found = cur
+            .contacts
+            .iter()
+            .filter(|c| c.state.as_deref().is_some_and(|s| states.contains(&s)))
+            .min_by_key(|c| (c.state.as_deref() != Some(states[0]), c.state_since));
+        if let Some(c) = found {
+            return DerivedState {
+                state: name,
+                since: c.state_since,
+                channel: c.channel.as_deref(),
+            };
+        }
+    }
+    let Some(st) = status else {
+        return offline(None);
+    };
+    let state = match st.kind.as_deref() {
+        Some("ROUTABLE") => "available",
+        Some("CUSTOM") => st.name.as_str(),
+        _ => "offline",
+    };
+    DerivedState {
+        state,
+        since: st.since,
+        channel: None,
+    }
+}
+
 /// The profile attributes an event's current snapshot sets, and those it
 /// removes (absent in the snapshot). Never `extension`, never the gsi1 keys.
 pub fn profile_fields(ev: &AgentEvent) -> (Vec<(&'static str, AttributeValue)>, Vec<&'static str>) {
@@ -356,6 +422,10 @@ pub fn profile_fields(ev: &AgentEvent) -> (Vec<(&'static str, AttributeValue)>, 
         "next_status_at",
         next.and_then(|n| n.enqueued_at).map(|t| sv(t.to_string())),
     );
+    let derived = derived_state(ev);
+    put("state", Some(sv(derived.state)));
+    put("state_since", derived.since.map(|t| sv(t.to_string())));
+    put("state_channel", derived.channel.map(sv));
     put(
         "contacts",
         Some(AttributeValue::L(
@@ -529,24 +599,241 @@ pub fn plan_profile(
     ))
 }
 
+// ---- routing profiles ------------------------------------------------------
+
+fn queue_map(q: &crate::event::Queue) -> AttributeValue {
+    let mut m = HashMap::new();
+    opt(&mut m, "arn", q.arn.as_deref());
+    opt(&mut m, "name", q.name.as_deref());
+    m.insert(
+        "channels".to_owned(),
+        AttributeValue::L(q.channels.iter().map(|c| sv(c.as_str())).collect()),
+    );
+    AttributeValue::M(m)
+}
+
+/// The routing-profile items (`RP#{id}` / `RP`) a set of events shows: per
+/// routing profile, the newest event's (by EventTimestamp, EventId) view of
+/// it (name, ARN, inbound queues, default outbound queue), written only
+/// over an older view, so any order and any redelivery end the same. With
+/// the indexes (into `events`) of the events that carried it.
+pub fn plan_routing_profiles(events: &[&AgentEvent]) -> Vec<(GuardedUpdate, Vec<usize>)> {
+    let mut newest: BTreeMap<&str, (usize, Vec<usize>)> = BTreeMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let Some(id) = e.current.routing_profile.as_ref().and_then(|r| r.id()) else {
+            continue;
+        };
+        let slot = newest.entry(id).or_insert((i, Vec::new()));
+        if e.order() > events[slot.0].order() {
+            slot.0 = i;
+        }
+        slot.1.push(i);
+    }
+    newest
+        .into_iter()
+        .filter_map(|(id, (i, carriers))| {
+            let ev = events[i];
+            let rp = ev.current.routing_profile.as_ref()?;
+            let rp_id = streamfold_shared::ids::RoutingProfileId::new(id).ok()?;
+            let mut sets = vec![
+                "#t = :type",
+                "routing_profile_id = :id",
+                "#n = :name",
+                "inbound_queues = :in",
+                "last_event_at = :at",
+                "last_event_id = :eid",
+                "gsi2pk = :dir",
+                "gsi2sk = :id",
+            ];
+            let mut expr = Expr::default()
+                .name("#t", "type")
+                .name("#n", "name")
+                .s(":type", "routing_profile")
+                .s(":dir", ROUTING_PROFILES)
+                .s(":id", id)
+                .s(":name", rp.name.as_str())
+                .value(
+                    ":in",
+                    AttributeValue::L(rp.inbound_queues.iter().map(queue_map).collect()),
+                )
+                .s(":at", ev.at.to_string())
+                .s(":eid", ev.id.as_str());
+            let mut removes = Vec::new();
+            if let Some(arn) = &rp.arn {
+                sets.push("arn = :arn");
+                expr = expr.s(":arn", arn.as_str());
+            }
+            match &rp.default_outbound_queue {
+                Some(q) => {
+                    sets.push("default_outbound_queue = :out");
+                    expr = expr.value(":out", queue_map(q));
+                }
+                None => removes.push("default_outbound_queue"),
+            }
+            let mut text = format!("SET {}", sets.join(", "));
+            if !removes.is_empty() {
+                text.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            }
+            let update = Expr {
+                text,
+                names: expr.names,
+                values: expr.values,
+            };
+            let condition = Expr::new(
+                "attribute_not_exists(pk) OR last_event_at < :gat \
+                 OR (last_event_at = :gat AND last_event_id < :geid)",
+            )
+            .s(":gat", ev.at.to_string())
+            .s(":geid", ev.id.as_str());
+            Some((
+                GuardedUpdate {
+                    key: Key::RoutingProfile(rp_id),
+                    update,
+                    condition,
+                },
+                carriers,
+            ))
+        })
+        .collect()
+}
+
 // ---- daily totals ------------------------------------------------------------
 
-/// One event's milliseconds per day and status.
+/// One event's milliseconds per day and status, and the contact-centre
+/// figures it claims (each with its day).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contribution<'a> {
     pub event: &'a AgentEvent,
+    /// The status whose period the event ends ("" when none ends).
     pub status: &'a str,
+    /// That status period's milliseconds per day (empty when none ends).
     pub days: Vec<(NaiveDate, i64)>,
+    /// Contact-centre counters: (day, attribute, amount), e.g.
+    /// (`2026-11-20`, `handle_ms`, 1200).
+    pub metrics: Vec<(NaiveDate, &'static str, i64)>,
 }
 
-/// The event's contribution to the daily totals, if it ends a period.
+impl Contribution<'_> {
+    /// Every day the contribution writes to.
+    pub fn touched_days(&self) -> BTreeSet<NaiveDate> {
+        self.days
+            .iter()
+            .map(|(d, _)| *d)
+            .chain(self.metrics.iter().map(|(d, _, _)| *d))
+            .collect()
+    }
+}
+
+/// The daily contact-centre counters (attributes of a `DAY#` item).
+pub const HANDLE_MS: &str = "handle_ms";
+pub const HOLD_MS: &str = "hold_ms";
+pub const ACW_MS: &str = "acw_ms";
+pub const ROUTABLE_MS: &str = "routable_ms";
+pub const NPT_MS: &str = "npt_ms";
+pub const CONTACTS_HANDLED: &str = "contacts_handled";
+pub const CONTACTS_MISSED: &str = "contacts_missed";
+/// Every contact-centre counter, in display order.
+pub const METRICS: &[&str] = &[
+    HANDLE_MS,
+    HOLD_MS,
+    ACW_MS,
+    ROUTABLE_MS,
+    NPT_MS,
+    CONTACTS_HANDLED,
+    CONTACTS_MISSED,
+];
+
+fn add_split(
+    out: &mut Vec<(NaiveDate, &'static str, i64)>,
+    attr: &'static str,
+    start: i64,
+    end: i64,
+) {
+    out.extend(
+        split_by_day(start, end)
+            .into_iter()
+            .map(|(d, ms)| (d, attr, ms)),
+    );
+}
+
+/// The contact-centre figures an event claims, from its previous snapshot
+/// and the current one: the contact states that end at this event (a state
+/// runs from the previous snapshot's `StateStartTimestamp` until the
+/// contact's state differs or the contact is gone), the status period that
+/// ends (ROUTABLE and CUSTOM time), and the contacts connected or missed at
+/// it (counted on the event's day).
+pub fn contact_metrics(ev: &AgentEvent) -> Vec<(NaiveDate, &'static str, i64)> {
+    let mut out = Vec::new();
+    if let Some(p) = ended_period(ev) {
+        let attr = match p.status.kind.as_deref() {
+            Some("ROUTABLE") => Some(ROUTABLE_MS),
+            Some("CUSTOM") => Some(NPT_MS),
+            _ => None,
+        };
+        if let Some(attr) = attr {
+            add_split(&mut out, attr, p.start.epoch_millis(), p.end.epoch_millis());
+        }
+    }
+    let prev = ev.previous.as_ref();
+    if let Some(prev) = prev {
+        for pc in &prev.contacts {
+            let cur = ev.current.contact(&pc.id);
+            if cur.is_some_and(|c| c.state == pc.state) {
+                continue;
+            }
+            let Some(start) = pc.state_since else {
+                continue;
+            };
+            let end = cur
+                .and_then(|c| c.state_since)
+                .filter(|s| *s >= start && *s <= ev.at)
+                .unwrap_or(ev.at);
+            let (s, e) = (start.epoch_millis(), end.epoch_millis());
+            match pc.state.as_deref() {
+                Some("CONNECTED") => add_split(&mut out, HANDLE_MS, s, e),
+                Some("CONNECTED_ONHOLD") => {
+                    add_split(&mut out, HANDLE_MS, s, e);
+                    add_split(&mut out, HOLD_MS, s, e);
+                }
+                Some("ENDED") => add_split(&mut out, ACW_MS, s, e),
+                _ => {}
+            }
+        }
+    }
+    let day = ev.at.date();
+    for c in &ev.current.contacts {
+        let before = prev.and_then(|p| p.contact(&c.id));
+        let before_state = before.and_then(|b| b.state.as_deref());
+        match c.state.as_deref() {
+            Some("CONNECTED") if before.is_none() || before_state == Some("CONNECTING") => {
+                out.push((day, CONTACTS_HANDLED, 1));
+            }
+            Some("MISSED") if before_state != Some("MISSED") => {
+                out.push((day, CONTACTS_MISSED, 1));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The event's contribution to the daily totals, if it ends a period or
+/// claims a contact-centre figure.
 pub fn contribution(ev: &AgentEvent) -> Option<Contribution<'_>> {
-    let p = ended_period(ev)?;
-    let days = split_by_day(p.start.epoch_millis(), p.end.epoch_millis());
-    (!days.is_empty()).then_some(Contribution {
+    let p = ended_period(ev);
+    let days = p
+        .as_ref()
+        .map(|p| split_by_day(p.start.epoch_millis(), p.end.epoch_millis()))
+        .unwrap_or_default();
+    let metrics: Vec<_> = contact_metrics(ev)
+        .into_iter()
+        .filter(|(_, _, v)| *v > 0)
+        .collect();
+    (!days.is_empty() || !metrics.is_empty()).then_some(Contribution {
         event: ev,
-        status: p.status.name.as_str(),
+        status: p.map_or("", |p| p.status.name.as_str()),
         days,
+        metrics,
     })
 }
 
@@ -560,17 +847,27 @@ pub fn status_attr(status: &str) -> String {
 /// `claimed` set, on condition that none of them is in it yet. The updates
 /// must commit together (an event split over midnight claims on both days).
 pub fn plan_daily(agent: &AgentId, contributions: &[Contribution<'_>]) -> Vec<GuardedUpdate> {
-    let mut per_day: BTreeMap<NaiveDate, (BTreeMap<&str, i64>, BTreeSet<&str>)> = BTreeMap::new();
+    type PerDay<'s> = (
+        BTreeMap<&'s str, i64>,
+        BTreeMap<&'static str, i64>,
+        BTreeSet<&'s str>,
+    );
+    let mut per_day: BTreeMap<NaiveDate, PerDay<'_>> = BTreeMap::new();
     for c in contributions {
         for (day, ms) in &c.days {
             let entry = per_day.entry(*day).or_default();
             *entry.0.entry(c.status).or_insert(0) += ms;
-            entry.1.insert(c.event.id.as_str());
+            entry.2.insert(c.event.id.as_str());
+        }
+        for (day, attr, v) in &c.metrics {
+            let entry = per_day.entry(*day).or_default();
+            *entry.1.entry(attr).or_insert(0) += v;
+            entry.2.insert(c.event.id.as_str());
         }
     }
     per_day
         .into_iter()
-        .map(|(day, (statuses, events))| {
+        .map(|(day, (statuses, metrics, events))| {
             let total: i64 = statuses.values().sum();
             let mut expr = Expr::default()
                 .name("#t", "type")
@@ -583,7 +880,14 @@ pub fn plan_daily(agent: &AgentId, contributions: &[Contribution<'_>]) -> Vec<Gu
                     ":ids",
                     AttributeValue::Ss(events.iter().map(|e| (*e).to_owned()).collect()),
                 );
-            let mut adds = vec!["total_ms :total".to_owned(), "claimed :ids".to_owned()];
+            let mut adds = vec!["claimed :ids".to_owned()];
+            if !statuses.is_empty() {
+                adds.push("total_ms :total".to_owned());
+            }
+            for (i, (attr, v)) in metrics.iter().enumerate() {
+                expr = expr.value(&format!(":m{i}"), nv(v));
+                adds.push(format!("{attr} :m{i}"));
+            }
             for (i, (status, ms)) in statuses.iter().enumerate() {
                 expr = expr
                     .name(&format!("#s{i}"), &status_attr(status))
@@ -761,7 +1065,7 @@ mod tests {
     fn daily_plan_counts_each_status_once_per_day() {
         let events = day();
         let contributions: Vec<_> = events.iter().filter_map(contribution).collect();
-        assert_eq!(contributions.len(), 4);
+        assert_eq!(contributions.len(), 7);
         let agent = events[0].agent.clone();
         let updates = plan_daily(&agent, &contributions);
         assert_eq!(updates.len(), 2);
@@ -784,8 +1088,132 @@ mod tests {
         assert_eq!(value_of("Available"), Some(5_394_690 + 6_288_000));
         assert_eq!(value_of("Lunch"), Some(1_812_000));
         // Every contributing event is claimed in the same write.
-        assert_eq!(updates[1].condition.text.matches("NOT contains").count(), 4);
+        // (the four status periods, and the contact's CONNECTING, CONNECTED
+        // and ENDED states that end at 14:03:04.5, 14:09:27 and 14:10:02).
+        assert_eq!(updates[1].condition.text.matches("NOT contains").count(), 7);
         assert_eq!(updates[0].condition.text.matches("NOT contains").count(), 1);
+    }
+
+    /// Every contact-centre figure of a set of events, by (day, attribute).
+    fn metric_totals(events: &[AgentEvent]) -> BTreeMap<(String, &'static str), i64> {
+        let mut out = BTreeMap::new();
+        for c in events.iter().filter_map(contribution) {
+            for (d, attr, v) in &c.metrics {
+                *out.entry((d.to_string(), *attr)).or_insert(0) += v;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn contact_centre_totals_of_the_fixture_day() {
+        let t = metric_totals(&day());
+        let get = |attr| t.get(&("2026-11-20".to_owned(), attr)).copied();
+        // CONNECTED 14:03:04.500 → ENDED 14:09:27.027.
+        assert_eq!(get(HANDLE_MS), Some(382_527));
+        assert_eq!(get(HOLD_MS), None);
+        // ENDED 14:09:27.027 → gone 14:10:02.002.
+        assert_eq!(get(ACW_MS), Some(34_975));
+        assert_eq!(get(ROUTABLE_MS), Some(5_394_690 + 6_288_000));
+        assert_eq!(get(NPT_MS), Some(1_812_000));
+        assert_eq!(get(CONTACTS_HANDLED), Some(1));
+        assert_eq!(get(CONTACTS_MISSED), None);
+        // Nothing but Offline on the 19th.
+        assert!(t.keys().all(|(d, _)| d == "2026-11-20"), "{t:?}");
+    }
+
+    fn night() -> Vec<AgentEvent> {
+        let midnight = day_start_ms(date("2026-11-21"));
+        crate::synth::night_shift(midnight)
+            .iter()
+            .map(|v| decode_event(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    }
+
+    #[test]
+    fn contact_centre_totals_across_midnight_with_holds_and_overlapping_chats() {
+        let t = metric_totals(&night());
+        let expected: BTreeMap<(String, &str), i64> = [
+            // chat A 23:55-24:00, chat B 23:58:10-24:00
+            (("2026-11-20", HANDLE_MS), 300_000 + 110_000),
+            (("2026-11-20", ROUTABLE_MS), 600_000),
+            (("2026-11-20", CONTACTS_HANDLED), 2),
+            // A 00:00-00:02, B 00:00-00:03, on hold 00:03-00:04, 00:04-00:05
+            (
+                ("2026-11-21", HANDLE_MS),
+                120_000 + 180_000 + 60_000 + 60_000,
+            ),
+            (("2026-11-21", HOLD_MS), 60_000),
+            // A 00:02-00:03, B 00:05-00:05:30
+            (("2026-11-21", ACW_MS), 60_000 + 30_000),
+            (("2026-11-21", ROUTABLE_MS), 380_000),
+            (("2026-11-21", NPT_MS), 1_800_000),
+            (("2026-11-21", CONTACTS_MISSED), 1),
+        ]
+        .into_iter()
+        .map(|((d, a), v)| ((d.to_owned(), a), v))
+        .collect();
+        assert_eq!(t, expected);
+    }
+
+    #[test]
+    fn derived_state_follows_contacts_before_status() {
+        let states: Vec<(String, Option<String>)> = night()
+            .iter()
+            .map(|e| {
+                let d = derived_state(e);
+                (d.state.to_owned(), d.channel.map(str::to_owned))
+            })
+            .collect();
+        let names: Vec<&str> = states.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "on_contact",
+                "on_contact",
+                "on_contact",
+                "on_contact",
+                "on_hold",
+                "on_contact",
+                "acw",
+                "available",
+                "missed",
+                "Lunch",
+                "offline"
+            ]
+        );
+        assert_eq!(states[0].1.as_deref(), Some("CHAT"));
+        let fixture = day();
+        assert_eq!(derived_state(&fixture[0]).state, "offline");
+        assert_eq!(derived_state(&fixture[1]).state, "available");
+        let logout = derived_state(&fixture[11]);
+        assert_eq!(logout.state, "offline");
+        // Still on the first chat since it connected.
+        let n = night();
+        let d = derived_state(&n[2]);
+        assert_eq!(
+            d.since.map(|t| t.to_string()).as_deref(),
+            Some("2026-11-20T23:55:00.000000Z")
+        );
+    }
+
+    #[test]
+    fn routing_profiles_take_the_newest_view_whatever_the_order() {
+        let events = day();
+        let mut refs: Vec<&AgentEvent> = events.iter().collect();
+        refs.reverse();
+        let ups = plan_routing_profiles(&refs);
+        let keys: Vec<String> = ups.iter().map(|(u, _)| u.key.pk()).collect();
+        assert_eq!(keys, ["RP#rp-basic", "RP#rp-sales"]);
+        assert!(string_values(&ups[0].0).contains(&events[6].id.as_str().to_owned()));
+        assert!(string_values(&ups[1].0).contains(&events[11].id.as_str().to_owned()));
+        assert_eq!(ups[0].1.len(), 7);
+        let rp = events[0].current.routing_profile.as_ref();
+        let queues: Vec<Option<&str>> = rp
+            .map(|r| r.inbound_queues.iter().map(|q| q.name.as_deref()).collect())
+            .unwrap_or_default();
+        assert_eq!(queues, [Some("BasicQueue")], "no agent queue");
+        assert!(ups[0].0.condition.text.contains("last_event_at < :gat"));
     }
 
     /// The string values an update sets.

@@ -1,7 +1,8 @@
 //! Synthetic agent days for tests and benchmarks: realistic Connect agent
-//! events (login, status changes, contacts with after-contact work, a lunch
-//! break, logout, and a heartbeat after every 120 s of silence, also for an
-//! hour after logout), deterministic for a seed.
+//! events (login, status changes, contacts with after-contact work, holds
+//! and missed contacts, a lunch break, logout, and a heartbeat after every
+//! 120 s of silence, also for an hour after logout; of three or more agents
+//! the last one's CCP closes without a logout), deterministic for a seed.
 
 use serde_json::{Value, json};
 use streamfold_shared::ids::Timestamp;
@@ -91,6 +92,10 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
             seq: 0,
         };
         let mut out: Vec<(i64, Value)> = Vec::new();
+        // Of three or more agents, the last one's CCP closes three quarters
+        // into the shift without a logout (no more events, not even
+        // heartbeats).
+        let closes_ccp = agents >= 3 && a == agents - 1;
         // Shifts start between 06:00 and 10:00 and last 8 hours.
         let start = day_start_ms + 6 * 3_600_000 + rng.i64(0..4 * 3_600_000);
         let end = start + shift_ms;
@@ -144,12 +149,28 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
                     "QueueTimestamp": ts(at - 20_000), "State": state, "StateStartTimestamp": ts(at)
                 })
             };
-            let steps = [
-                ("CONNECTING", 0),
-                ("CONNECTED", rng.i64(2_000..10_000)),
-                ("ENDED", rng.i64(60_000..600_000)),
-                ("", rng.i64(10_000..90_000)),
-            ];
+            // One contact in ten is missed, one in five put on hold.
+            let steps: Vec<(&str, i64)> = match rng.u8(0..10) {
+                0 => vec![
+                    ("CONNECTING", 0),
+                    ("MISSED", rng.i64(15_000..20_000)),
+                    ("", rng.i64(2_000..5_000)),
+                ],
+                1 | 2 => vec![
+                    ("CONNECTING", 0),
+                    ("CONNECTED", rng.i64(2_000..10_000)),
+                    ("CONNECTED_ONHOLD", rng.i64(30_000..200_000)),
+                    ("CONNECTED", rng.i64(20_000..120_000)),
+                    ("ENDED", rng.i64(30_000..300_000)),
+                    ("", rng.i64(10_000..90_000)),
+                ],
+                _ => vec![
+                    ("CONNECTING", 0),
+                    ("CONNECTED", rng.i64(2_000..10_000)),
+                    ("ENDED", rng.i64(60_000..600_000)),
+                    ("", rng.i64(10_000..90_000)),
+                ],
+            };
             for (state, d) in steps {
                 t += d;
                 let value = (!state.is_empty()).then(|| contact(state, t));
@@ -158,6 +179,14 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
                 });
             }
             last = t;
+            if closes_ccp && t >= start + shift_ms * 3 / 4 {
+                break;
+            }
+        }
+        if closes_ccp {
+            // The CCP closed without a logout: the events just stop.
+            all.extend(out.into_iter().map(|(t, v)| (t, a, v)));
+            continue;
         }
         change(&mut agent, &mut out, t, &|ag| {
             ag.status = ("Offline".into(), "OFFLINE".into(), t)
@@ -175,6 +204,99 @@ pub fn shifts(agents: usize, seed: u64, day_start_ms: i64, shift_ms: i64) -> Vec
     }
     all.sort_by_key(|(t, a, _)| (*t, *a));
     all.into_iter().map(|(_, _, v)| v).collect()
+}
+
+fn contact(id: &str, channel: &str, state: &str, at: i64) -> Value {
+    json!({
+        "Channel": channel,
+        "ConnectedToAgentTimestamp": null, "ContactId": id, "InitialContactId": null,
+        "InitiationMethod": "INBOUND",
+        "Queue": {"ARN": format!("{INSTANCE}/queue/q-basic"), "Name": "BasicQueue", "Channels": [channel]},
+        "QueueTimestamp": ts(at - 20_000), "State": state, "StateStartTimestamp": ts(at)
+    })
+}
+
+/// A hand-checked night across `midnight_ms` (a UTC midnight) for one
+/// agent: two overlapping chats (one put on hold after midnight), their
+/// after-contact work, a missed voice contact, then lunch and offline.
+/// The expected daily totals are in the tests of `plan` and `it`.
+pub fn night_shift(midnight_ms: i64) -> Vec<Value> {
+    const MIN: i64 = 60_000;
+    let m = midnight_ms;
+    let mut ag = Agent {
+        id: "synth-night-00001".into(),
+        username: "night01".into(),
+        status: ("Available".into(), "ROUTABLE".into(), m - 10 * MIN),
+        profile: "Support",
+        contacts: Vec::new(),
+        seq: 0,
+    };
+    let (a, b, v) = ("night-chat-a", "night-chat-b", "night-voice-v");
+    type Step<'a> = (i64, Vec<Value>, Option<(&'a str, &'a str)>);
+    let steps: Vec<Step<'_>> = vec![
+        (
+            m - 5 * MIN,
+            vec![contact(a, "CHAT", "CONNECTED", m - 5 * MIN)],
+            None,
+        ),
+        (
+            m - 2 * MIN,
+            vec![
+                contact(a, "CHAT", "CONNECTED", m - 5 * MIN),
+                contact(b, "CHAT", "CONNECTING", m - 2 * MIN),
+            ],
+            None,
+        ),
+        (
+            m - 110_000,
+            vec![
+                contact(a, "CHAT", "CONNECTED", m - 5 * MIN),
+                contact(b, "CHAT", "CONNECTED", m - 110_000),
+            ],
+            None,
+        ),
+        (
+            m + 2 * MIN,
+            vec![
+                contact(a, "CHAT", "ENDED", m + 2 * MIN),
+                contact(b, "CHAT", "CONNECTED", m - 110_000),
+            ],
+            None,
+        ),
+        (
+            m + 3 * MIN,
+            vec![contact(b, "CHAT", "CONNECTED_ONHOLD", m + 3 * MIN)],
+            None,
+        ),
+        (
+            m + 4 * MIN,
+            vec![contact(b, "CHAT", "CONNECTED", m + 4 * MIN)],
+            None,
+        ),
+        (
+            m + 5 * MIN,
+            vec![contact(b, "CHAT", "ENDED", m + 5 * MIN)],
+            None,
+        ),
+        (m + 5 * MIN + 30_000, vec![], None),
+        (
+            m + 6 * MIN,
+            vec![contact(v, "VOICE", "MISSED", m + 6 * MIN)],
+            None,
+        ),
+        (m + 6 * MIN + 20_000, vec![], Some(("Lunch", "CUSTOM"))),
+        (m + 36 * MIN + 20_000, vec![], Some(("Offline", "OFFLINE"))),
+    ];
+    let mut out = Vec::new();
+    for (at, contacts, status) in steps {
+        let prev = ag.snapshot();
+        ag.contacts = contacts;
+        if let Some((name, kind)) = status {
+            ag.status = (name.into(), kind.into(), at);
+        }
+        out.push(ag.event("STATE_CHANGE", at, Some(prev)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -203,5 +325,13 @@ mod tests {
             3
         );
         assert_eq!(day(3, 7, 1_795_132_800_000), events, "deterministic");
+        let states: Vec<&str> = decoded
+            .iter()
+            .flat_map(|e| e.current.contacts.iter().filter_map(|c| c.state.as_deref()))
+            .collect();
+        assert!(states.contains(&"CONNECTED_ONHOLD") && states.contains(&"MISSED"));
+        // Two logouts: the third agent's CCP closes without one.
+        let logouts = decoded.iter().filter(|e| e.kind == EventType::Logout);
+        assert_eq!(logouts.count(), 2);
     }
 }

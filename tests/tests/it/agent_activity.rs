@@ -109,6 +109,98 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
     // Daily totals are the history's durations, split at midnight.
     let daily_sum: i64 = days.iter().map(|d| d.total_ms).sum();
     assert_eq!(daily_sum, durations.iter().sum::<i64>());
+    // The contact-centre totals, by hand from the fixture.
+    assert_eq!(d20.metric("handle_ms"), 382_527);
+    assert_eq!(d20.metric("hold_ms"), 0);
+    assert_eq!(d20.metric("acw_ms"), 34_975);
+    assert_eq!(d20.metric("routable_ms"), 11_682_690);
+    assert_eq!(d20.metric("npt_ms"), 1_812_000);
+    assert_eq!(d20.metric("contacts_handled"), 1);
+    assert_eq!(d20.metric("contacts_missed"), 0);
+    let occ = d20.occupancy().unwrap_or_default();
+    assert!((occ - 417_502.0 / 11_682_690.0).abs() < 1e-12, "{occ}");
+    assert!(days[0].metrics.values().all(|v| *v == 0), "{:?}", days[0]);
+    assert_eq!(p["state"], "offline");
+    t.drop_table().await;
+}
+
+fn night_records() -> Vec<KinesisRecord> {
+    let midnight = 1_795_219_200_000; // 2026-11-21T00:00:00Z
+    agent_activity::synth::night_shift(midnight)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| KinesisRecord::from_payload_line("night", i + 1, &v.to_string()))
+        .collect()
+}
+
+/// The hand-computed night (see `synth::night_shift`): two overlapping
+/// chats across midnight, a hold, ACW, a missed contact.
+async fn assert_night_totals(t: &TestTable) {
+    let agent = AgentId::new("synth-night-00001").unwrap_or_else(|e| panic!("{e}"));
+    let days = agents::daily(&t.app, &agent, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let got: Vec<(String, Vec<i64>)> = days
+        .iter()
+        .map(|d| {
+            (
+                d.date.clone(),
+                agent_activity::plan::METRICS
+                    .iter()
+                    .map(|m| d.metric(m))
+                    .collect(),
+            )
+        })
+        .collect();
+    // handle, hold, acw, routable, npt, handled, missed
+    assert_eq!(
+        got,
+        [
+            (
+                "2026-11-20".to_owned(),
+                vec![410_000, 0, 0, 600_000, 0, 2, 0]
+            ),
+            (
+                "2026-11-21".to_owned(),
+                vec![420_000, 60_000, 90_000, 380_000, 1_800_000, 0, 1]
+            ),
+        ]
+    );
+    assert_eq!(days[1].occupancy(), Some(1.0), "at most 1");
+    assert_eq!(days[1].statuses.get("Lunch"), Some(&1_800_000));
+}
+
+#[tokio::test]
+async fn contact_centre_totals_across_midnight_once_under_redelivery_shuffle_and_batch_sizes() {
+    let reference = table("aa-night-ref").await;
+    let c = run(&reference, &night_records()).await;
+    assert_eq!(c.failed + c.dead_lettered, 0, "{c:?}");
+    assert_night_totals(&reference).await;
+    let want = normalised(&reference).await;
+
+    let t = table("aa-night").await;
+    let mut rng = fastrand::Rng::with_seed(18);
+    for size in [1usize, 3, 100] {
+        for _ in 0..2 {
+            let mut records = night_records();
+            rng.shuffle(&mut records);
+            for batch in records.chunks(size) {
+                let c = run(&t, batch).await;
+                assert_eq!(c.failed + c.dead_lettered, 0, "{c:?}");
+            }
+            assert_eq!(normalised(&t).await, want, "batches of {size}");
+        }
+    }
+    assert_night_totals(&t).await;
+    let profile = agents::find_profile(&t.app, "night01")
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"))
+        .unwrap_or_else(|| panic!("no profile"));
+    assert_eq!(
+        streamfold_shared::attrs::s(&profile, "state"),
+        Some("offline")
+    );
+    reference.drop_table().await;
     t.drop_table().await;
 }
 
@@ -418,9 +510,29 @@ async fn day_of_agents(n: usize) {
     }
     assert_eq!(from_history.len(), n);
     assert_eq!(from_daily, from_history);
-    for p in agents_list {
-        assert_eq!(streamfold_shared::attrs::s(&p, "status"), Some("Offline"));
+    // Everyone logged out but the last agent, whose CCP closed: shown
+    // stale from five minutes after its last event on.
+    let closed = format!("agent{:05}", n - 1);
+    for p in &agents_list {
+        let user = streamfold_shared::attrs::s(p, "username").unwrap_or_default();
+        if user == closed {
+            assert_ne!(streamfold_shared::attrs::s(p, "state"), Some("offline"));
+            let last = streamfold_shared::attrs::s(p, "last_event_at")
+                .and_then(|t| streamfold_shared::ids::Timestamp::parse(t).ok())
+                .map(|t| t.epoch_millis())
+                .unwrap_or_default();
+            assert!(!agents::is_stale(p, last + 299_000, 300_000));
+            assert!(agents::is_stale(p, last + 301_000, 300_000));
+        } else {
+            assert_eq!(streamfold_shared::attrs::s(p, "status"), Some("Offline"));
+            assert_eq!(streamfold_shared::attrs::s(p, "state"), Some("offline"));
+        }
     }
+    // Holds and missed contacts were counted.
+    let daily = t.items_of_type("daily").await;
+    let sum = |name: &str| -> i64 { daily.iter().map(|d| d[name].as_i64().unwrap_or(0)).sum() };
+    assert!(sum("hold_ms") > 0 && sum("contacts_missed") > 0 && sum("acw_ms") > 0);
+    assert!(sum("handle_ms") >= sum("hold_ms"));
     t.drop_table().await;
 }
 
@@ -514,4 +626,66 @@ async fn requests_per_event_for_a_day_of_500_agents() {
         );
         t.drop_table().await;
     }
+}
+
+#[tokio::test]
+async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
+    use streamfold::routing_profiles;
+    let t = table("aa-roster").await;
+    let records = day_records();
+    // Up to the heartbeat: on the Basic Routing Profile, available.
+    run(&t, &records[..7]).await;
+    let rps = routing_profiles::rosters(&t.app)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let names: Vec<(&str, usize)> = rps
+        .iter()
+        .map(|r| (r.id.as_str(), r.agents.len()))
+        .collect();
+    assert_eq!(names, [("rp-basic", 1)]);
+    let basic = &rps[0];
+    assert_eq!(basic.name, "Basic Routing Profile");
+    // The agent's own queue is not the profile's.
+    let queues: Vec<&str> = basic.inbound_queues.iter().map(|q| q.0.as_str()).collect();
+    assert_eq!(queues, ["BasicQueue"]);
+    assert_eq!(basic.default_outbound_queue.as_deref(), Some("BasicQueue"));
+    assert_eq!(basic.agents[0].state, "available");
+    // The rest, newest first and twice: moved to Sales, logged out.
+    let mut rest: Vec<KinesisRecord> = records[7..].iter().rev().cloned().collect();
+    rest.extend(records.iter().cloned());
+    for batch in rest.chunks(2) {
+        run(&t, batch).await;
+    }
+    let rps = routing_profiles::rosters(&t.app)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let names: Vec<(&str, usize)> = rps
+        .iter()
+        .map(|r| (r.id.as_str(), r.agents.len()))
+        .collect();
+    assert_eq!(names, [("rp-basic", 0), ("rp-sales", 1)]);
+    assert_eq!(rps[1].name, "Sales");
+    assert_eq!(rps[1].agents[0].state, "offline");
+    assert!(!rps[1].agents[0].stale, "offline is never stale");
+    let item = t
+        .ctx()
+        .exec
+        .get(
+            &Key::RoutingProfile(
+                streamfold_shared::ids::RoutingProfileId::new("rp-sales")
+                    .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            true,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no rp-sales item"));
+    // The newest event that showed it: the LOGOUT.
+    assert_eq!(
+        streamfold_shared::attrs::s(&item, "last_event_at"),
+        Some("2026-11-20T17:45:01.000000Z")
+    );
+    let text = routing_profiles::render_list(&rps);
+    assert!(text.contains("offline 1"), "{text}");
+    t.drop_table().await;
 }

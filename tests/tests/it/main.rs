@@ -9,6 +9,7 @@ mod properties;
 mod rebuild;
 mod redrive;
 mod replay;
+mod report;
 mod support;
 mod tail;
 mod template;
