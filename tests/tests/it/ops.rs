@@ -65,6 +65,26 @@ async fn orphan_dead_lettered(t: &TestTable) -> NewMessage {
     orphan
 }
 
+/// Fixes the dead letters' cause: creates the group the orphan message
+/// belongs to, with a first message of its own.
+async fn create_the_missing_group(t: &TestTable, group: &GroupId) {
+    let first = NewMessage {
+        group: group.clone(),
+        id: MessageId::new("late-m1").unwrap_or_else(|e| panic!("{e}")),
+        at: Timestamp::parse("2026-11-20T11:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        sender: user("ops-u2", "two"),
+        text: "the first".into(),
+    };
+    chat::create_group(
+        t.exec(),
+        [user("ops-u1", "one"), user("ops-u2", "two")],
+        first.at,
+        &first,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[tokio::test]
 async fn a_retried_dead_letter_whose_cause_was_fixed_is_applied_once() {
     let t = table("ops-retry").await;
@@ -165,21 +185,7 @@ async fn a_retried_dead_letter_whose_cause_was_fixed_is_applied_once() {
 
     // The group is created (the cause fixed): the retry applies the record
     // and deletes its dead letter; the undecodable one is left.
-    let first = NewMessage {
-        group: orphan.group.clone(),
-        id: MessageId::new("late-m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T11:00:00Z").unwrap_or_else(|e| panic!("{e}")),
-        sender: user("ops-u2", "two"),
-        text: "the first".into(),
-    };
-    chat::create_group(
-        t.exec(),
-        [user("ops-u1", "one"), user("ops-u2", "two")],
-        first.at,
-        &first,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    create_the_missing_group(&t, &orphan.group).await;
     let (code, stdout, _) = run(
         &t.name,
         &[
@@ -386,21 +392,7 @@ async fn a_retry_racing_the_live_pipeline_ends_as_either_alone() {
         .into_iter()
         .find(|r| r.key_str("pk") == Some(&format!("MSG#{GROUP}")))
         .unwrap_or_else(|| panic!("no stream record of the orphan"));
-    let first = NewMessage {
-        group: orphan.group.clone(),
-        id: MessageId::new("late-m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T11:00:00Z").unwrap_or_else(|e| panic!("{e}")),
-        sender: user("ops-u2", "two"),
-        text: "the first".into(),
-    };
-    chat::create_group(
-        t.exec(),
-        [user("ops-u1", "one"), user("ops-u2", "two")],
-        first.at,
-        &first,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    create_the_missing_group(&t, &orphan.group).await;
     // The live pipeline gets the record again (a redelivery) while the
     // operator retries its dead letter.
     let pipeline = streamfold::pipeline::Pipeline::new(
