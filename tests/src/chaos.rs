@@ -300,8 +300,8 @@ impl Runner {
                 aws_sdk_kinesis::Client::new(&streamfold_shared::config::load_sdk_config().await);
             let _ = k.delete_stream().stream_name(stream).send().await;
         }
-        clean.drop_table().await;
-        dirty.drop_table().await;
+        drop(clean);
+        drop(dirty);
         Ok(report)
     }
 

@@ -1,12 +1,22 @@
 //! The integration-test harness: a fresh table on the local endpoint
 //! (`AWS_ENDPOINT_URL`, started by `scripts/endpoint start`) per test, with
-//! the real SDK clients, and helpers to read it back.
+//! the real SDK clients, and helpers to read it back. The table is deleted
+//! when its [`TestTable`] drops, whether the test passed or failed
+//! ([`guard`]).
+//!
+//! What tests build their inputs from is in [`builders`]; the real
+//! `streamfold` binary in [`cli`]; Kinesis streams in [`kinesis`]; the
+//! Lambda functions as Lambda runs them in [`runtime_api`].
 
 #![recursion_limit = "256"]
 
+pub mod builders;
 pub mod chaos;
 pub mod chaos_proxy;
+pub mod cli;
 pub mod connect_stub;
+pub mod guard;
+pub mod kinesis;
 pub mod runtime_api;
 pub mod serial_proxy;
 
@@ -22,23 +32,33 @@ use streamfold_shared::executor::Executor;
 use streamfold_shared::metrics::RequestCounter;
 use streamfold_shared::record::StreamRecord;
 
+use crate::guard::TableGuard;
+
 pub use streamfold_shared::testing::{fixture, fixtures_dir};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-/// A table of its own for one test.
+/// A table of its own for one test, deleted when this drops (pass or fail).
 pub struct TestTable {
     pub app: App,
     pub name: String,
+    _guard: TableGuard,
 }
 
 /// Panics with the fix when no endpoint is configured.
 pub fn require_endpoint() {
-    if std::env::var("AWS_ENDPOINT_URL").is_err() {
-        panic!(
+    endpoint_url();
+}
+
+/// The local endpoint's URL (`AWS_ENDPOINT_URL`); panics with the fix when
+/// it is not set.
+pub fn endpoint_url() -> String {
+    match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) => url,
+        Err(_) => panic!(
             "AWS_ENDPOINT_URL is not set: run the tests with scripts/test, or \
              `scripts/endpoint start && eval \"$(scripts/endpoint env)\"` first"
-        );
+        ),
     }
 }
 
@@ -66,10 +86,17 @@ async fn table_with(prefix: &str, stream: bool) -> TestTable {
     let app = App::new(sdk, &name).unwrap_or_else(|e| panic!("{e:#}"));
     let mut schema = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
     schema.stream_specification.stream_enabled = stream;
+    // Guarded before it is created: a creation that fails half-way leaves
+    // nothing either.
+    let guard = TableGuard::new(&name);
     table::create(app.ddb(), &name, &schema)
         .await
         .unwrap_or_else(|e| panic!("creating {name}: {e:#}"));
-    TestTable { app, name }
+    TestTable {
+        app,
+        name,
+        _guard: guard,
+    }
 }
 
 impl TestTable {
@@ -119,6 +146,15 @@ impl TestTable {
         items.iter().map(table::to_json).collect()
     }
 
+    /// The stream's records after the first `seen` ones; `seen` moves on to
+    /// all of them.
+    pub async fn new_stream_records(&self, seen: &mut usize) -> Vec<StreamRecord> {
+        let all = self.stream_records().await;
+        let fresh = all[(*seen).min(all.len())..].to_vec();
+        *seen = all.len();
+        fresh
+    }
+
     /// Every record the table's stream holds now, from the start.
     pub async fn stream_records(&self) -> Vec<StreamRecord> {
         let streams = self.app.streams();
@@ -162,16 +198,11 @@ impl TestTable {
         }
         out
     }
-
-    /// Deletes the table (tests call it at the end to keep the endpoint small).
-    pub async fn drop_table(self) {
-        let _ = table::delete(self.app.ddb(), &self.name).await;
-    }
 }
 
-/// Parses a JSON string; panics with the error (tests only).
+/// Parses a JSON string; panics with the error and the text (tests only).
 pub fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// Sends `tracing` output to the test's captured output (`RUST_LOG`).

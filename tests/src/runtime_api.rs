@@ -554,6 +554,24 @@ impl FaultProxy {
 /// The agent event stream's ARN in generated Lambda Kinesis events.
 pub const KINESIS_ARN: &str = "arn:aws:kinesis:us-east-1:012345678901:stream/connect-agent-events";
 
+/// The Lambda DynamoDB Streams event of `records` from the stream `arn`
+/// (each record with its `eventSourceARN`), as JSON text.
+pub fn table_event<R: std::borrow::Borrow<streamfold_shared::record::StreamRecord>>(
+    records: &[R],
+    arn: &str,
+) -> String {
+    use serde_json::json;
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r.borrow()).unwrap_or_default();
+            v["eventSourceARN"] = json!(arn);
+            v
+        })
+        .collect();
+    json!({ "Records": records }).to_string()
+}
+
 /// Connect agent events as Lambda Kinesis event records (the shape Lambda
 /// delivers, data in base64), sequence numbers from `first_seq` on.
 pub fn kinesis_lambda_records(

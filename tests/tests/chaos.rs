@@ -10,19 +10,8 @@
 
 use std::time::Duration;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use streamfold_tests::chaos::{Chaos, Report, Runner, Workload, default_log, render};
-use streamfold_tests::runtime_api::build_binary;
-
-/// The `streamfold` binary, built once.
-fn binary() -> PathBuf {
-    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BIN.get_or_init(|| build_binary("streamfold", false))
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
+use streamfold_tests::cli::binary;
 
 fn chaos(seed: u64) -> Chaos {
     Chaos {

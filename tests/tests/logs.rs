@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use streamfold::pipeline::{Pipeline, ProcessorKind, batch_backoff, restore_sources};
 use streamfold_shared::kinesis::KinesisRecord;
-use streamfold_shared::record::{StreamEventFile, StreamRecord};
+use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::stream_event_records;
 use streamfold_tests::{fixture, json, table};
 
 /// A `tracing` writer into a shared buffer.
@@ -95,8 +96,7 @@ async fn no_message_text_or_name_is_logged_at_any_level() {
 
     // The chat fixture: messages, an edit, a deletion, a refused record.
     let chat = fixture("lambda-dynamodb-event.json");
-    let file: StreamEventFile = serde_json::from_str(&chat).unwrap_or_else(|e| panic!("{e}"));
-    let records: Vec<StreamRecord> = file.records;
+    let records: Vec<StreamRecord> = stream_event_records(&chat);
     restore_sources(t.exec(), &records)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -167,5 +167,4 @@ async fn no_message_text_or_name_is_logged_at_any_level() {
                 .join("\n")
         );
     }
-    t.drop_table().await;
 }

@@ -121,5 +121,4 @@ async fn main() {
         census.assigned,
         census.pool_size
     );
-    tt.drop_table().await;
 }

@@ -42,7 +42,7 @@ use streamfold_shared::record::StreamRecord;
 use streamfold_tests::TestTable;
 use streamfold_tests::connect_stub::ConnectStub;
 use streamfold_tests::runtime_api::{
-    Answer, Function, RuntimeApi, build_binary, function_env, kinesis_lambda_records,
+    self, Answer, Function, RuntimeApi, build_binary, function_env, kinesis_lambda_records,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -90,16 +90,9 @@ struct Setup {
     _stub: Option<ConnectStub>,
 }
 
-fn table_event(records: &[StreamRecord]) -> String {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["eventSourceARN"] = json!(STREAM_ARN);
-            v
-        })
-        .collect();
-    json!({ "Records": records }).to_string()
+/// The Lambda DynamoDB Streams event of `records`.
+fn table_event<R: std::borrow::Borrow<StreamRecord>>(records: &[R]) -> String {
+    runtime_api::table_event(records, STREAM_ARN)
 }
 
 fn kinesis_event(events: &[Value], first_seq: usize) -> String {
@@ -351,7 +344,7 @@ async fn one_run(package: &str, binary: &Path, n: usize) -> Result<Run> {
         })
     }
     .await;
-    t.drop_table().await;
+    drop(t);
     result
 }
 

@@ -12,7 +12,7 @@ use streamfold_shared::executor::Executor;
 use streamfold_shared::ids::AgentId;
 use streamfold_shared::keys::Key;
 use streamfold_shared::kinesis::{KinesisEventFile, KinesisRecord};
-use streamfold_tests::{TestTable, fixture, fixtures_dir, table};
+use streamfold_tests::{TestTable, fixture, fixtures_dir, kinesis, table};
 
 const AGENT: &str = "4c1f6ad5-0b5e-4d0e-9f53-2b7b1e8f3a10";
 
@@ -121,7 +121,6 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
     assert!((occ - 417_502.0 / 11_682_690.0).abs() < 1e-12, "{occ}");
     assert!(days[0].metrics.values().all(|v| *v == 0), "{:?}", days[0]);
     assert_eq!(p["state"], "offline");
-    t.drop_table().await;
 }
 
 fn night_records() -> Vec<KinesisRecord> {
@@ -200,8 +199,6 @@ async fn contact_centre_totals_across_midnight_once_under_redelivery_shuffle_and
         streamfold_shared::attrs::s(&profile, "state"),
         Some("offline")
     );
-    reference.drop_table().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -224,8 +221,6 @@ async fn the_day_twice_shuffled_in_batches_of_1_7_and_100_leaves_the_same_table(
             assert_eq!(normalised(&t).await, want, "batches of {size}");
         }
     }
-    reference.drop_table().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -255,7 +250,6 @@ async fn lambda_kinesis_event_processes_three_and_dead_letters_the_fourth() {
     streamfold_shared::lambda::handle_kinesis_event(&AgentActivity::default(), t.ctx(), event)
         .await;
     assert_eq!(t.snapshot().await, before);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -274,8 +268,6 @@ async fn the_spelling_variant_folds_like_the_canonical_spelling() {
     let profile = &snap[&(format!("AGENT#{AGENT}"), "PROFILE".to_owned())];
     assert_eq!(profile["next_status"], "Break");
     assert_eq!(profile["contacts"][0]["channel"], "TASK");
-    a.drop_table().await;
-    b.drop_table().await;
 }
 
 #[tokio::test]
@@ -341,86 +333,18 @@ async fn malformed_records_are_dead_lettered_without_names_and_never_block() {
     assert_eq!(report.outcomes.last(), Some(&Outcome::Applied));
     assert_eq!(t.items_of_type("deadletter").await.len(), 6);
     assert_eq!(t.items_of_type("agent").await.len(), 1);
-    t.drop_table().await;
 }
 
 #[tokio::test]
 async fn fixture_events_through_a_kinesis_stream_fold_like_the_file() {
     let t = table("aa-kinesis").await;
-    let sdk = streamfold_shared::config::load_sdk_config().await;
-    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let kinesis = kinesis::client().await;
     let stream = t.name.clone();
-    kinesis
-        .create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    for _ in 0..100 {
-        let d = kinesis
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await;
-        let active = d
-            .ok()
-            .and_then(|d| d.stream_description_summary)
-            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active);
-        if active {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    for line in fixture("connect-agent-events.jsonl").lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
-        kinesis
-            .put_record()
-            .stream_name(&stream)
-            .partition_key(v["AgentARN"].as_str().unwrap_or_default())
-            .data(aws_sdk_kinesis::primitives::Blob::new(
-                line.as_bytes().to_vec(),
-            ))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-    }
-    let shards = kinesis
-        .list_shards()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .shards
-        .unwrap_or_default();
+    kinesis::create_stream(&kinesis, &stream, 1).await;
+    kinesis::put_agent_events(&kinesis, &stream, &fixture("connect-agent-events.jsonl")).await;
     let mut records = Vec::new();
-    for shard in shards {
-        let mut it = kinesis
-            .get_shard_iterator()
-            .stream_name(&stream)
-            .shard_id(&shard.shard_id)
-            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"))
-            .shard_iterator;
-        while let Some(i) = it {
-            let page = kinesis
-                .get_records()
-                .shard_iterator(i)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("{e:?}"));
-            if page.records.is_empty() {
-                break;
-            }
-            records.extend(
-                page.records
-                    .into_iter()
-                    .map(|r| KinesisRecord::from_sdk(r, &shard.shard_id, None)),
-            );
-            it = page.next_shard_iterator;
-        }
+    for shard in kinesis::shards(&kinesis, &stream).await {
+        records.extend(kinesis::shard_records(&kinesis, &stream, &shard.shard_id, None).await);
     }
     assert_eq!(records.len(), 12);
     run(&t, &records).await;
@@ -428,8 +352,6 @@ async fn fixture_events_through_a_kinesis_stream_fold_like_the_file() {
     run(&reference, &day_records()).await;
     assert_eq!(normalised(&t).await, normalised(&reference).await);
     let _ = kinesis.delete_stream().stream_name(&stream).send().await;
-    t.drop_table().await;
-    reference.drop_table().await;
 }
 
 #[tokio::test]
@@ -443,7 +365,6 @@ async fn lambda_event_files_replay_like_the_lambda_handler() {
     assert_eq!(batch, file.records);
     let c = run(&t, &batch).await;
     assert_eq!((c.records, c.dead_lettered, c.failed), (4, 1, 0));
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -533,7 +454,6 @@ async fn day_of_agents(n: usize) {
     let sum = |name: &str| -> i64 { daily.iter().map(|d| d[name].as_i64().unwrap_or(0)).sum() };
     assert!(sum("hold_ms") > 0 && sum("contacts_missed") > 0 && sum("acw_ms") > 0);
     assert!(sum("handle_ms") >= sum("hold_ms"));
-    t.drop_table().await;
 }
 
 /// The benchmark of requests per event (issue 3): one day of 500 agents,
@@ -624,7 +544,6 @@ async fn requests_per_event_for_a_day_of_500_agents() {
             requests as f64 / records.len() as f64,
             started.elapsed().as_secs_f64(),
         );
-        t.drop_table().await;
     }
 }
 
@@ -687,5 +606,4 @@ async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
     );
     let text = routing_profiles::render_list(&rps);
     assert!(text.contains("offline 1"), "{text}");
-    t.drop_table().await;
 }

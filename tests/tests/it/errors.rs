@@ -5,7 +5,7 @@
 
 use std::process::Stdio;
 
-use crate::support::binary;
+use streamfold_tests::cli::binary;
 
 /// Runs the binary with a clean AWS environment plus `env`; (code, stderr).
 async fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
@@ -48,8 +48,7 @@ async fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
 }
 
 fn local_env() -> Vec<(&'static str, String)> {
-    let url = std::env::var("AWS_ENDPOINT_URL")
-        .unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set: run the tests with scripts/test"));
+    let url = streamfold_tests::endpoint_url();
     vec![
         ("AWS_ENDPOINT_URL", url),
         ("AWS_REGION", "us-east-1".to_owned()),

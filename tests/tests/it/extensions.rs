@@ -8,51 +8,28 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use extensions::census::{Census, census};
-use extensions::model::{AGENTS, WAITING};
+use extensions::model::WAITING;
 use extensions::pool::{self, PoolSpec};
 use futures::StreamExt;
 use serde_json::Value;
+use streamfold_shared::attrs::sv;
 use streamfold_shared::engine::{Context, Outcome, run_batch};
 use streamfold_shared::executor::{Executor, Item};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
 use streamfold_shared::record::{StreamRecord, UserIdentity};
+use streamfold_tests::builders::{INSTANCE, WaitingProfile, agent_id};
 use streamfold_tests::connect_stub::ConnectStub;
 use streamfold_tests::serial_proxy::SerialProxy;
 use streamfold_tests::{TestTable, fixture, json, table};
 
-const INSTANCE: &str = "aaaaaaaa-bbbb-cccc-dddd-111111111111";
-
-fn sv(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn agent_id(n: usize) -> String {
-    format!("00000000-0000-4000-8000-{n:012}")
-}
-
 /// A waiting profile as agent-activity or reconcile creates it. It carries
 /// names, which nothing may log.
 fn profile(id: &str, since: Timestamp) -> Item {
-    Item::from([
-        ("pk".to_owned(), sv(format!("AGENT#{id}"))),
-        ("sk".to_owned(), sv("PROFILE")),
-        ("type".to_owned(), sv("agent")),
-        (
-            "agent_arn".to_owned(),
-            sv(format!(
-                "arn:aws:connect:us-east-1:012345678901:instance/{INSTANCE}/agent/{id}"
-            )),
-        ),
-        ("username".to_owned(), sv(format!("user-{id}"))),
-        ("first_name".to_owned(), sv("Grace")),
-        ("last_name".to_owned(), sv("Hopper")),
-        ("status".to_owned(), sv("Available")),
-        ("gsi2pk".to_owned(), sv(AGENTS)),
-        ("gsi2sk".to_owned(), sv(format!("user-{id}"))),
-        ("gsi1pk".to_owned(), sv(WAITING)),
-        ("gsi1sk".to_owned(), sv(format!("{since}#{id}"))),
-    ])
+    WaitingProfile::new(id, since)
+        .names("Grace", Some("Hopper"))
+        .status("Available")
+        .item()
 }
 
 async fn arrive(tt: &TestTable, ids: &[String]) {
@@ -91,14 +68,6 @@ async fn init_pool(tt: &TestTable, digits: u8, reserve: &str) {
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-}
-
-/// The stream records after the first `seen` ones.
-async fn new_records(tt: &TestTable, seen: &mut usize) -> Vec<StreamRecord> {
-    let all = tt.stream_records().await;
-    let fresh = all[(*seen).min(all.len())..].to_vec();
-    *seen = all.len();
-    fresh
 }
 
 /// Delivers records in batches of assorted sizes, every batch twice, and
@@ -164,11 +133,11 @@ async fn extensions_pool_is_conserved_through_arrivals_departures_and_redelivery
     init_pool(&tt, 4, &format!("{pool_size}-9999")).await;
     let sizes = [1, 7, 100, 33, 2, 64, 13];
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await; // the pool's own inserts
+    let _ = tt.new_stream_records(&mut seen).await; // the pool's own inserts
 
     let ids: Vec<String> = (0..first).map(agent_id).collect();
     arrive(&tt, &ids).await;
-    let recs1 = new_records(&tt, &mut seen).await;
+    let recs1 = tt.new_stream_records(&mut seen).await;
     let t = Instant::now();
     deliver_twice(tt.ctx(), &recs1, &sizes).await;
     eprintln!(
@@ -181,14 +150,14 @@ async fn extensions_pool_is_conserved_through_arrivals_departures_and_redelivery
     let gone: Vec<String> = ids.iter().step_by(first / leaving).cloned().collect();
     assert_eq!(gone.len(), leaving);
     depart(&tt, &gone).await;
-    let recs2 = new_records(&tt, &mut seen).await;
+    let recs2 = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &recs2, &sizes).await;
     let c = settled(&tt).await;
     assert_eq!(c.assigned, (first - leaving) as u64);
 
     let more: Vec<String> = (first..first + second).map(agent_id).collect();
     arrive(&tt, &more).await;
-    let recs3 = new_records(&tt, &mut seen).await;
+    let recs3 = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &recs3, &[20, 3, 50]).await;
     let c = settled(&tt).await;
     assert_eq!(c.assigned, (first - leaving + second) as u64);
@@ -206,7 +175,6 @@ async fn extensions_pool_is_conserved_through_arrivals_departures_and_redelivery
     let after = pool_snapshot(&tt).await;
     assert_eq!(before, after, "a redelivery changed the pool");
     settled(&tt).await;
-    tt.drop_table().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,10 +183,10 @@ async fn extensions_two_processors_at_once_never_double_assign() {
     let tt = table("ext-two").await;
     init_pool(&tt, 4, &format!("{}-9999", agents + 20)).await;
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await;
+    let _ = tt.new_stream_records(&mut seen).await;
     let ids: Vec<String> = (0..agents).map(agent_id).collect();
     arrive(&tt, &ids).await;
-    let records = new_records(&tt, &mut seen).await;
+    let records = tt.new_stream_records(&mut seen).await;
     // Two processors with their own clients, over the same records, in
     // different batch splits and orders. The local endpoint does not
     // isolate concurrent transactions from each other (DynamoDB does): both
@@ -265,7 +233,6 @@ async fn extensions_two_processors_at_once_never_double_assign() {
         .max()
         .unwrap_or_default();
     assert!(max_assigned.as_str() < "0080", "{max_assigned}");
-    tt.drop_table().await;
 }
 
 async fn waiting_ids(tt: &TestTable) -> Vec<String> {
@@ -307,10 +274,10 @@ async fn extensions_exhaustion_waits_and_recovers_with_ttl_removals() {
     let tt = table("ext-exhaust").await;
     init_pool(&tt, 1, "").await; // 0 to 9
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await;
+    let _ = tt.new_stream_records(&mut seen).await;
     let ids: Vec<String> = (0..13).map(agent_id).collect();
     arrive(&tt, &ids).await;
-    let records = new_records(&tt, &mut seen).await;
+    let records = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &records, &[13]).await;
     let c = settled(&tt).await;
     assert_eq!((c.pool_size, c.assigned, c.free, c.waiting), (10, 10, 0, 3));
@@ -336,7 +303,7 @@ async fn extensions_exhaustion_waits_and_recovers_with_ttl_removals() {
         f
     };
     depart(&tt, &holders).await;
-    let mut removals = new_records(&tt, &mut seen).await;
+    let mut removals = tt.new_stream_records(&mut seen).await;
     removals.retain(|r| r.kind == streamfold_shared::record::ChangeKind::Remove);
     assert_eq!(removals.len(), 2);
     removals[1] = as_ttl(removals[1].clone());
@@ -371,7 +338,6 @@ async fn extensions_exhaustion_waits_and_recovers_with_ttl_removals() {
     assert_eq!(extension_of(&tt, &waiting[2]).await.as_deref(), Some("00"));
     let c = settled(&tt).await;
     assert_eq!((c.pool_size, c.waiting), (20, 0));
-    tt.drop_table().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,18 +345,19 @@ async fn extensions_late_ttl_removal_does_not_take_a_returning_agents_extension(
     let tt = table("ext-late").await;
     init_pool(&tt, 2, "05-99").await; // 00 to 04
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await;
+    let _ = tt.new_stream_records(&mut seen).await;
     let a = agent_id(1);
     arrive(&tt, std::slice::from_ref(&a)).await;
-    let r1 = new_records(&tt, &mut seen).await;
+    let r1 = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &r1, &[1]).await;
     assert_eq!(extension_of(&tt, &a).await.as_deref(), Some("00"));
-    let _ = new_records(&tt, &mut seen).await; // the assignment's own MODIFY
+    let _ = tt.new_stream_records(&mut seen).await; // the assignment's own MODIFY
 
     // Expired by TTL, then back (a new profile, waiting).
     depart(&tt, std::slice::from_ref(&a)).await;
     arrive(&tt, std::slice::from_ref(&a)).await;
-    let r2: Vec<StreamRecord> = new_records(&tt, &mut seen)
+    let r2: Vec<StreamRecord> = tt
+        .new_stream_records(&mut seen)
         .await
         .into_iter()
         .map(|r| {
@@ -410,7 +377,6 @@ async fn extensions_late_ttl_removal_does_not_take_a_returning_agents_extension(
     assert_eq!(extension_of(&tt, &a).await.as_deref(), Some("00"));
     let c = settled(&tt).await;
     assert_eq!((c.assigned, c.free), (1, 4));
-    tt.drop_table().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -418,10 +384,10 @@ async fn extensions_contact_flow_fixture_finds_the_agent() {
     let tt = table("ext-lookup").await;
     init_pool(&tt, 4, "0000-0041,0043-9999").await; // only 0042
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await;
+    let _ = tt.new_stream_records(&mut seen).await;
     let a = agent_id(42);
     arrive(&tt, std::slice::from_ref(&a)).await;
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &r, &[1]).await;
 
     let event = json(&fixture("connect-contact-flow-event.json"));
@@ -474,10 +440,9 @@ async fn extensions_contact_flow_fixture_finds_the_agent() {
     // The agent leaves: first the extension is being released, then free.
     depart(&tt, std::slice::from_ref(&a)).await;
     assert_eq!(reason(lookup(ask("42".into())).await), "unassigned");
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     deliver_twice(tt.ctx(), &r, &[1]).await;
     assert_eq!(reason(lookup(ask("42".into())).await), "free");
-    tt.drop_table().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -585,7 +550,6 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
         .send()
         .await;
     let _ = s3.delete_bucket().bucket(&bucket).send().await;
-    tt.drop_table().await;
 }
 
 /// Two `extensions init` runs at once are kept apart by a lease: the second
@@ -615,5 +579,4 @@ async fn extensions_init_refuses_to_run_twice_at_once() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((again.created, again.existing), (0, 100));
     assert!(tt.items_of_type("lock").await.is_empty());
-    tt.drop_table().await;
 }

@@ -12,7 +12,6 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use extensions::census::census;
-use extensions::model::{AGENTS, WAITING};
 use extensions::pool::{self, PoolSpec};
 use indicatif::ProgressBar;
 use message_groups::MessageGroups;
@@ -25,9 +24,10 @@ use streamfold_shared::engine::{Outcome, run_batch};
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::{GroupId, Timestamp, UserId};
 use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::{WaitingProfile, agent_id};
+use streamfold_tests::cli::cli;
+use streamfold_tests::guard::TableGuard;
 use streamfold_tests::{TestTable, table};
-
-use crate::support::cli;
 
 /// Runs the `streamfold` binary; its exit code and stdout parsed as JSON.
 async fn streamfold_json(table: &str, args: &[&str]) -> (i32, Value) {
@@ -45,9 +45,10 @@ async fn streamfold_json(table: &str, args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), json)
 }
 
-/// Creates a table of the old system: `pk` + `sk` and one GSI.
-async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2]) -> String {
-    let name = format!("{}-{suffix}", tt.name);
+/// Creates a table of the old system: `pk` + `sk` and one GSI. Deleted when
+/// the guard drops.
+async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2]) -> TableGuard {
+    let name = TableGuard::new(format!("{}-{suffix}", tt.name));
     let attr = |n: &str| {
         AttributeDefinition::builder()
             .attribute_name(n)
@@ -71,7 +72,7 @@ async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2])
     tt.app
         .ddb()
         .create_table()
-        .table_name(&name)
+        .table_name(name.name())
         .set_attribute_definitions(Some(defs))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
@@ -111,35 +112,14 @@ async fn put(tt: &TestTable, table: &str, attrs: &[(&str, &str)]) {
         .unwrap_or_else(|e| panic!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
 }
 
-async fn drop_old(tt: &TestTable, table: &str) {
-    let _ = tt.app.ddb().delete_table().table_name(table).send().await;
-}
-
-fn agent_id(n: usize) -> String {
-    format!("00000000-0000-4000-8000-{n:012}")
-}
-
 /// A waiting profile as reconcile or agent-activity creates it.
 fn profile(n: usize, username: &str, since: Timestamp) -> Item {
-    let id = agent_id(n);
-    Item::from([
-        ("pk".to_owned(), sv(format!("AGENT#{id}"))),
-        ("sk".to_owned(), sv("PROFILE")),
-        ("type".to_owned(), sv("agent")),
-        (
-            "agent_arn".to_owned(),
-            sv(format!(
-                "arn:aws:connect:us-east-1:012345678901:instance/i/agent/{id}"
-            )),
-        ),
-        ("username".to_owned(), sv(username)),
-        ("first_name".to_owned(), sv("Grace")),
-        ("status".to_owned(), sv("Available")),
-        ("gsi2pk".to_owned(), sv(AGENTS)),
-        ("gsi2sk".to_owned(), sv(username)),
-        ("gsi1pk".to_owned(), sv(WAITING)),
-        ("gsi1sk".to_owned(), sv(format!("{since}#{id}"))),
-    ])
+    WaitingProfile::new(&agent_id(n), since)
+        .instance("i")
+        .username(username)
+        .names("Grace", None)
+        .status("Available")
+        .item()
 }
 
 async fn arrive(tt: &TestTable, agents: &[(usize, &str)]) {
@@ -153,13 +133,6 @@ async fn arrive(tt: &TestTable, agents: &[(usize, &str)]) {
         .batch_put(items)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-}
-
-async fn new_records(tt: &TestTable, seen: &mut usize) -> Vec<StreamRecord> {
-    let all = tt.stream_records().await;
-    let fresh = all[(*seen).min(all.len())..].to_vec();
-    *seen = all.len();
-    fresh
 }
 
 /// The extensions processor over `records`, twice (a redelivery).
@@ -208,10 +181,10 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut seen = 0;
-    let _ = new_records(&tt, &mut seen).await;
+    let _ = tt.new_stream_records(&mut seen).await;
     // The pipeline already runs: zed and ada arrived and got 0000 and 0001.
     arrive(&tt, &[(1, "zed"), (2, "ada")]).await;
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     pipeline(&tt, &r).await;
     assert_eq!(extension_of(&tt, 1).await.as_deref(), Some("0000"));
     assert_eq!(extension_of(&tt, 2).await.as_deref(), Some("0001"));
@@ -293,7 +266,7 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     assert_eq!(stats["reserved"].as_u64(), Some(3), "{stats}");
 
     // The pipeline sees the import's writes: nothing moves.
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     pipeline(&tt, &r).await;
     let after = tt.snapshot().await;
     // A second import changes nothing.
@@ -305,7 +278,7 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     // The reserved usernames arrive, with a newcomer: each gets its old
     // extension, the newcomer the lowest free one (never a reserved one).
     arrive(&tt, &[(3, "bob"), (4, "fay"), (5, "cy"), (6, "dee")]).await;
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     pipeline(&tt, &r).await;
     assert_eq!(extension_of(&tt, 3).await.as_deref(), Some("0000"));
     assert_eq!(extension_of(&tt, 5).await.as_deref(), Some("0006"));
@@ -339,8 +312,6 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     assert_eq!(answer.get("sk").map(String::as_str), Some("agentID"));
     assert_eq!(answer.get("sk_value").map(String::as_str), Some("bob"));
     assert_eq!(answer.get("username").map(String::as_str), Some("bob"));
-    drop_old(&tt, &old).await;
-    tt.drop_table().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,7 +373,6 @@ async fn import_extensions_from_a_csv_file_and_from_s3() {
         .await;
     let _ = s3.delete_bucket().bucket(&bucket).send().await;
     let _ = std::fs::remove_file(&dir);
-    tt.drop_table().await;
 }
 
 /// A user of the old chat app.
@@ -762,8 +732,6 @@ async fn import_cruddur_keeps_every_conversation() {
         Some(1),
         "{json}"
     );
-    drop_old(&tt, &old).await;
-    tt.drop_table().await;
 }
 
 /// The import while the pipeline runs: profiles of the old usernames and
@@ -787,7 +755,7 @@ async fn import_extensions_while_the_pipeline_runs() {
     // Some old agents and a newcomer are there before the import.
     let early: Vec<(usize, &str)> = vec![(100, "new-a"), (0, &usernames[0]), (1, &usernames[1])];
     arrive(&tt, &early).await;
-    let r = new_records(&tt, &mut seen).await;
+    let r = tt.new_stream_records(&mut seen).await;
     pipeline(&tt, &r).await;
 
     // The import, while the rest arrive and the pipeline keeps up.
@@ -814,7 +782,7 @@ async fn import_extensions_while_the_pipeline_runs() {
         for chunk in late.chunks(3) {
             let refs: Vec<(usize, &str)> = chunk.iter().map(|(n, u)| (*n, u.as_str())).collect();
             arrive(&tt, &refs).await;
-            let r = new_records(&tt, &mut seen).await;
+            let r = tt.new_stream_records(&mut seen).await;
             pipeline(&tt, &r).await;
         }
         seen
@@ -824,7 +792,7 @@ async fn import_extensions_while_the_pipeline_runs() {
     assert!(s.errors.is_empty() && s.conflicts.is_empty(), "{s:#?}");
     // The pipeline catches up with the import's own writes.
     loop {
-        let r = new_records(&tt, &mut seen).await;
+        let r = tt.new_stream_records(&mut seen).await;
         if r.is_empty() {
             break;
         }
@@ -848,6 +816,4 @@ async fn import_extensions_while_the_pipeline_runs() {
     // And again: nothing to do.
     let again = import_table(&tt, &old, false).await;
     assert_eq!(again.kept, 16, "{again:#?}");
-    drop_old(&tt, &old).await;
-    tt.drop_table().await;
 }

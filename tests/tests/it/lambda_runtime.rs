@@ -9,20 +9,20 @@
 use std::time::Duration;
 
 use agent_activity::synth;
-use extensions::model::{AGENTS, WAITING};
 use serde_json::{Value, json};
 use streamfold::chat::NewMessage;
 use streamfold::pipeline::restore_sources;
 use streamfold_shared::attrs::sv;
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_shared::record::{StreamEventFile, StreamRecord};
+use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::{WaitingProfile, stream_event_records};
 use streamfold_tests::connect_stub::ConnectStub;
 use streamfold_tests::runtime_api::{
-    Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
+    self, Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
     kinesis_lambda_records,
 };
-use streamfold_tests::{TestTable, fixture, table};
+use streamfold_tests::{TestTable, endpoint_url, fixture, table};
 
 const WAIT: Duration = Duration::from_secs(120);
 const STREAM_ARN: &str =
@@ -79,16 +79,8 @@ impl Running {
 }
 
 /// The Lambda DynamoDB Streams event of `records`.
-fn table_event(records: &[&StreamRecord]) -> String {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["eventSourceARN"] = json!(STREAM_ARN);
-            v
-        })
-        .collect();
-    json!({ "Records": records }).to_string()
+fn table_event<R: std::borrow::Borrow<StreamRecord>>(records: &[R]) -> String {
+    runtime_api::table_event(records, STREAM_ARN)
 }
 
 fn kinesis_event(records: &[Value]) -> String {
@@ -104,16 +96,11 @@ fn no_failures() -> Value {
     json!({"batchItemFailures": []})
 }
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set"))
-}
-
 #[tokio::test]
 async fn message_groups_binary_answers_batch_item_failures() {
     let t = table("rt-mg").await;
     let event_text = fixture("lambda-dynamodb-event.json");
-    let file: StreamEventFile = serde_json::from_str(&event_text).unwrap_or_else(|e| panic!("{e}"));
-    restore_sources(t.exec(), &file.records)
+    restore_sources(t.exec(), &stream_event_records(&event_text))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let run = Running::start("message-groups", &t, None, &[]).await;
@@ -154,7 +141,6 @@ async fn message_groups_binary_answers_batch_item_failures() {
     // An empty batch is a success.
     assert_eq!(run.invoke(r#"{"Records": []}"#).await, no_failures());
     run.stop().await;
-    t.drop_table().await;
 }
 
 /// The EMF documents (lines with `_aws`) a function wrote on its stdout.
@@ -171,8 +157,7 @@ fn emf_lines(log: &std::path::Path) -> Vec<Value> {
 async fn stream_functions_write_emf_metrics_of_every_batch() {
     let t = table("rt-emf").await;
     let event_text = fixture("lambda-dynamodb-event.json");
-    let file: StreamEventFile = serde_json::from_str(&event_text).unwrap_or_else(|e| panic!("{e}"));
-    restore_sources(t.exec(), &file.records)
+    restore_sources(t.exec(), &stream_event_records(&event_text))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let delivered = serde_json::from_str::<Value>(&event_text)
@@ -285,27 +270,6 @@ async fn stream_functions_write_emf_metrics_of_every_batch() {
     );
     let _ = function.child.kill().await;
     let _ = std::fs::remove_file(&log);
-    t.drop_table().await;
-}
-
-/// A waiting agent profile, as reconcile or agent-activity write it.
-fn waiting_profile(id: &str, since: &str) -> Item {
-    Item::from([
-        ("pk".to_owned(), sv(format!("AGENT#{id}"))),
-        ("sk".to_owned(), sv("PROFILE")),
-        ("type".to_owned(), sv("agent")),
-        (
-            "agent_arn".to_owned(),
-            sv(format!(
-                "arn:aws:connect:us-east-1:012345678901:instance/aaaaaaaa-bbbb-cccc-dddd-111111111111/agent/{id}"
-            )),
-        ),
-        ("username".to_owned(), sv(format!("user-{id}"))),
-        ("gsi1pk".to_owned(), sv(WAITING)),
-        ("gsi1sk".to_owned(), sv(format!("{since}#{id}"))),
-        ("gsi2pk".to_owned(), sv(AGENTS)),
-        ("gsi2sk".to_owned(), sv(format!("user-{id}"))),
-    ])
 }
 
 async fn extension_of(t: &TestTable, agent: &str) -> Option<String> {
@@ -327,8 +291,8 @@ async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
     let mut seen = t.stream_records().await.len();
     t.exec()
         .batch_put(vec![
-            waiting_profile("rt-a", "2026-11-20T08:00:00.000000Z"),
-            waiting_profile("rt-b", "2026-11-20T08:00:01.000000Z"),
+            WaitingProfile::new("rt-a", "2026-11-20T08:00:00.000000Z").item(),
+            WaitingProfile::new("rt-b", "2026-11-20T08:00:01.000000Z").item(),
         ])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -343,7 +307,7 @@ async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
         .unwrap_or_else(|| panic!("no record of rt-b"));
 
     // DynamoDB fails every write of agent rt-b: its record is reported, rt-a's is not.
-    let proxy = FaultProxy::start(&endpoint())
+    let proxy = FaultProxy::start(&endpoint_url())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     proxy.set_fault(Some(Fault::on_body("TransactWriteItems", "AGENT#rt-b")));
@@ -384,13 +348,12 @@ async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
     assert_eq!(run.invoke(&table_event(&own)).await, no_failures());
     assert_eq!(t.snapshot().await, before);
     run.stop().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
 async fn agent_activity_binary_folds_the_fixture_and_generated_batches() {
     let t = table("rt-aa").await;
-    let proxy = FaultProxy::start(&endpoint())
+    let proxy = FaultProxy::start(&endpoint_url())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let run = Running::start(
@@ -451,7 +414,6 @@ async fn agent_activity_binary_folds_the_fixture_and_generated_batches() {
     assert_eq!(run.invoke(&event).await, no_failures());
     assert!(t.items_of_type("activity").await.len() > 3 + history);
     run.stop().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -539,7 +501,6 @@ async fn extension_lookup_binary_answers_connect_a_flat_string_map() {
         json!({"found": "false", "reason": "missing"})
     );
     run.stop().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -594,5 +555,4 @@ async fn reconcile_binary_runs_on_a_scheduled_event_against_connect() {
         "{again}"
     );
     run.stop().await;
-    t.drop_table().await;
 }

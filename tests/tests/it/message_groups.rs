@@ -5,48 +5,21 @@ use std::collections::BTreeMap;
 
 use message_groups::{MessageGroups, Participant};
 use serde_json::Value;
-use streamfold::chat::{self, NewMessage};
+use streamfold::chat::{self};
 use streamfold::pipeline::restore_sources;
 use streamfold_shared::engine::{BatchReport, Outcome, run_batch};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_shared::record::{StreamEventFile, StreamRecord};
+use streamfold_shared::ids::UserId;
+use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::{fixture_records, message, user};
 use streamfold_tests::{TestTable, fixture, table};
 
 const G1: &str = "5ae290ed-55d1-47a0-bc6d-fe2bc2700399";
 const ANDREW: &str = "b4c1a6e2-2d1f-4f6a-9a3e-6d7b8c9d0e1f";
 const BAYKO: &str = "e2f3a4b5-c6d7-4e8f-9a0b-1c2d3e4f5a6b";
 
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
-
-fn ts(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn message(group: &str, id: &str, at: &str, sender: &Participant, text: &str) -> NewMessage {
-    NewMessage {
-        group: GroupId::new(group).unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new(id).unwrap_or_else(|e| panic!("{e}")),
-        at: ts(at),
-        sender: sender.clone(),
-        text: text.to_owned(),
-    }
-}
-
 async fn process(t: &TestTable, records: &[StreamRecord]) -> BatchReport {
     streamfold_tests::init_logs();
     run_batch(&MessageGroups, t.ctx(), records).await
-}
-
-fn fixture_records() -> Vec<StreamRecord> {
-    let file: StreamEventFile = serde_json::from_str(&fixture("lambda-dynamodb-event.json"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    file.records
 }
 
 /// The previews of one user: sk → (message, other user).
@@ -134,7 +107,6 @@ async fn lambda_fixture_ends_with_the_first_message_shown() {
     let report = process(&t, &records).await;
     assert!(report.failures.is_empty());
     assert_eq!(t.snapshot().await, before);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -162,7 +134,6 @@ async fn fixture_outcomes_are_classified() {
             "ignored", "noop", "ignored", "noop", "noop", "applied", "ignored", "dead"
         ]
     );
-    t.drop_table().await;
 }
 
 /// Writes two groups and a few messages like the app would; returns the
@@ -233,8 +204,6 @@ async fn every_batch_twice_and_reversed_gives_the_same_table() {
         }
     }
     assert_eq!(reversed.snapshot().await, expected);
-    in_order.drop_table().await;
-    reversed.drop_table().await;
 }
 
 #[tokio::test]
@@ -332,7 +301,6 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
     assert!(previews(&t, BAYKO).await.is_empty());
     let groups = t.items_of_type("group").await;
     assert!(groups[0].get("last_message_key").is_none(), "{}", groups[0]);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -402,7 +370,6 @@ async fn thousand_messages_into_fifty_groups_cost_one_transaction_per_group() {
         .collect();
     assert_eq!(shown, expected_newest);
     assert_eq!(t.items_of_type("preview").await.len(), 100);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -420,7 +387,6 @@ async fn first_message_in_the_same_batch_as_its_group() {
     assert_eq!(report.counts().applied, 1);
     assert_eq!(previews(&t, ANDREW).await.len(), 1);
     assert_eq!(previews(&t, BAYKO).await.len(), 1);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -447,7 +413,6 @@ async fn equal_timestamps_in_two_groups_lose_no_preview() {
             "2026-11-20T10:00:00.000000Z#gb".to_owned()
         ]
     );
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -486,7 +451,6 @@ async fn a_message_before_its_group_is_retried_not_dropped() {
         previews(&t, ANDREW).await.into_values().next().map(|p| p.0),
         Some("early".to_owned())
     );
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -504,8 +468,6 @@ async fn a_crash_between_batches_then_rerun_gives_the_same_table() {
     process(&t, first).await;
     process(&t, &records).await;
     assert_eq!(without_deadletters(t.snapshot().await), expected);
-    reference.drop_table().await;
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -523,7 +485,6 @@ async fn two_processors_at_once_converge() {
         ]
     );
     assert_eq!(previews(&t, BAYKO).await.len(), 1);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -569,5 +530,4 @@ async fn seed_then_tail_until_idle_shows_both_lists() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(t.snapshot().await, before);
-    t.drop_table().await;
 }

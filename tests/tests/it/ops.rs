@@ -6,25 +6,14 @@
 
 use std::path::PathBuf;
 
-use message_groups::Participant;
 use serde_json::Value;
 use streamfold::chat::{self, NewMessage};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::ids::{GroupId, MessageId, Timestamp};
+use streamfold_tests::builders::{json_lines, message, user};
+use streamfold_tests::json;
 use streamfold_tests::{TestTable, fixtures_dir, table};
 
-use crate::support::run;
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
+use streamfold_tests::cli::run;
 
 fn temp_file(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("streamfold-it-ops-{name}-{}", std::process::id()))
@@ -35,25 +24,20 @@ const GROUP: &str = "ops-late-group";
 /// A message written before its group exists: message-groups cannot place
 /// it (a transient failure) and, retries run out, dead-letters it.
 async fn orphan_dead_lettered(t: &TestTable) -> NewMessage {
-    let orphan = NewMessage {
-        group: GroupId::new(GROUP).unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new("late-m2").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T12:00:00Z").unwrap_or_else(|e| panic!("{e}")),
-        sender: user("ops-u1", "one"),
-        text: "arrived before its group".into(),
-    };
+    let orphan = message(
+        GROUP,
+        "late-m2",
+        "2026-11-20T12:00:00Z",
+        &user("ops-u1", "one"),
+        "arrived before its group",
+    );
     t.exec()
         .batch_put(vec![orphan.item()])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let records = t.stream_records().await;
     let file = temp_file(&format!("{}-orphan.jsonl", t.name));
-    let mut text = String::new();
-    for r in &records {
-        text.push_str(&serde_json::to_string(r).unwrap_or_else(|e| panic!("{e}")));
-        text.push('\n');
-    }
-    std::fs::write(&file, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, json_lines(&records)).expect("the capture is written");
     let f = file.display().to_string();
     let (_, stdout, stderr) = run(
         &t.name,
@@ -275,7 +259,6 @@ async fn a_retried_dead_letter_whose_cause_was_fixed_is_applied_once() {
     .await;
     assert_eq!(code, Some(0), "{stdout}");
     assert!(t.items_of_type("deadletter").await.is_empty());
-    t.drop_table().await;
 }
 
 /// The record id of the orphan's dead letter.
@@ -379,7 +362,6 @@ async fn tail_shows_the_functions_figures_and_status_sees_its_checkpoints() {
             .is_some_and(|s| s.iter().all(|s| s["records_behind"] == 0)),
         "{status}"
     );
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -431,5 +413,4 @@ async fn a_retry_racing_the_live_pipeline_ends_as_either_alone() {
     let (code, _, _) = run(&t.name, &["deadletters", "retry"]).await;
     assert_eq!(code, Some(0));
     assert_eq!(t.snapshot().await, before);
-    t.drop_table().await;
 }

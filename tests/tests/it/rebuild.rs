@@ -99,5 +99,4 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert!(again.is_clean(), "{again:?}");
-    t.drop_table().await;
 }

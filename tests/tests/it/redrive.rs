@@ -9,27 +9,19 @@
 
 use std::time::Duration;
 
-use message_groups::Participant;
 use serde_json::{Value, json};
 use streamfold::chat::{self, NewMessage};
 use streamfold::pipeline::{Pipeline, batch_backoff};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::ids::{GroupId, MessageId, Timestamp};
 use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::user;
 use streamfold_tests::runtime_api::{
-    Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env,
+    Answer, Fault, FaultProxy, Function, RuntimeApi, build_binary, function_env, table_event,
 };
-use streamfold_tests::{TestTable, fixture, table};
+use streamfold_tests::{TestTable, endpoint_url, fixture, kinesis, table};
 
-use crate::support::run;
-
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
+use streamfold_tests::cli::run;
 
 const GROUP: &str = "redrive-group";
 
@@ -66,18 +58,6 @@ async fn views(t: &TestTable) -> Vec<Value> {
         .collect()
 }
 
-fn table_event(records: &[StreamRecord], arn: &str) -> String {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            v["eventSourceARN"] = json!(arn);
-            v
-        })
-        .collect();
-    json!({ "Records": records }).to_string()
-}
-
 /// What the event source mapping sends its on-failure destination when it
 /// gives up on `records` of `shard`.
 fn on_failure_message(records: &[StreamRecord], shard: &str, arn: &str) -> Value {
@@ -111,10 +91,6 @@ fn on_failure_message(records: &[StreamRecord], shard: &str, arn: &str) -> Value
     })
 }
 
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| panic!("AWS_ENDPOINT_URL is not set"))
-}
-
 #[tokio::test]
 async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_gives() {
     // The run that never failed.
@@ -130,7 +106,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         2,
         "{want:?}"
     );
-    reference.drop_table().await;
+    drop(reference);
 
     // The same sources; the function fails on its batch, every attempt.
     let t = table("redrive").await;
@@ -141,7 +117,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(shards.len(), 1);
     let records = t.stream_records().await;
-    let proxy = FaultProxy::start(&endpoint())
+    let proxy = FaultProxy::start(&endpoint_url())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     proxy.set_fault(Some(Fault::on("TransactWriteItems")));
@@ -298,60 +274,18 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         "{stdout}"
     );
     let _ = std::fs::remove_file(&file);
-    t.drop_table().await;
 }
 
-/// Every record of a one-shard Kinesis stream, from the trim horizon.
+/// Every record of a one-shard Kinesis stream, from the trim horizon: its
+/// shard and the records.
 async fn kinesis_records(
     k: &aws_sdk_kinesis::Client,
     stream: &str,
 ) -> (String, Vec<KinesisRecord>) {
-    let shards = k
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .shards
-        .unwrap_or_default();
-    let shard = shards[0].shard_id.clone();
-    let arn = k
-        .describe_stream_summary()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .stream_description_summary
-        .map(|s| s.stream_arn)
-        .unwrap_or_default();
-    let mut it = k
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(&shard)
-        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .shard_iterator;
-    let mut out = Vec::new();
-    while let Some(i) = it {
-        let page = k
-            .get_records()
-            .shard_iterator(i)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        if page.records.is_empty() {
-            break;
-        }
-        out.extend(
-            page.records
-                .into_iter()
-                .map(|r| KinesisRecord::from_sdk(r, &shard, Some(&arn))),
-        );
-        it = page.next_shard_iterator;
-    }
-    (shard, out)
+    let shard = kinesis::shards(k, stream).await[0].shard_id.clone();
+    let arn = kinesis::stream_arn(k, stream).await;
+    let records = kinesis::shard_records(k, stream, &shard, Some(&arn)).await;
+    (shard, records)
 }
 
 #[tokio::test]
@@ -359,38 +293,8 @@ async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
     let t = table("redrive-kin").await;
     let k = aws_sdk_kinesis::Client::new(&t.app.sdk);
     let stream = t.name.clone();
-    k.create_stream()
-        .stream_name(&stream)
-        .shard_count(1)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    for _ in 0..300 {
-        let active = k
-            .describe_stream_summary()
-            .stream_name(&stream)
-            .send()
-            .await
-            .ok()
-            .and_then(|d| d.stream_description_summary)
-            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active);
-        if active {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for line in fixture("connect-agent-events.jsonl").lines() {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
-        k.put_record()
-            .stream_name(&stream)
-            .partition_key(v["AgentARN"].as_str().unwrap_or_default())
-            .data(aws_sdk_kinesis::primitives::Blob::new(
-                line.as_bytes().to_vec(),
-            ))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-    }
+    kinesis::create_stream(&k, &stream, 1).await;
+    kinesis::put_agent_events(&k, &stream, &fixture("connect-agent-events.jsonl")).await;
     let (shard, records) = kinesis_records(&k, &stream).await;
     assert!(records.len() > 4);
     let agents = [streamfold::pipeline::ProcessorKind::AgentActivity];
@@ -401,7 +305,7 @@ async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
         .run_kinesis_batch_retrying(&records, 3, batch_backoff())
         .await;
     let want = views(&reference).await;
-    reference.drop_table().await;
+    drop(reference);
 
     // The function processed the first batch; Lambda gave up on the second.
     let split = 3;
@@ -461,5 +365,4 @@ async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
     assert_eq!(kinesis[0]["records_behind"], records.len(), "{status}");
     assert!(kinesis[0]["oldest_age_seconds"].is_i64(), "{status}");
     let _ = k.delete_stream().stream_name(&stream).send().await;
-    t.drop_table().await;
 }

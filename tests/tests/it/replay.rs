@@ -5,59 +5,18 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use message_groups::Participant;
 use serde_json::Value;
 use streamfold::chat::{self, NewMessage};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::ids::MessageId;
+use streamfold_tests::builders::{arg as path, at, group_id, json_lines, temp_dir, user};
+use streamfold_tests::cli::{cli, run, run_ok, summary};
 use streamfold_tests::{TestTable, fixtures_dir, table};
 
-use crate::support::{cli, run};
 use tokio::io::AsyncBufReadExt;
-
-/// Runs a command to its end; panics unless it succeeded. (stdout, stderr)
-async fn run_ok(table: &str, args: &[&str]) -> (String, String) {
-    let out = cli(table, args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "streamfold {args:?} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    (stdout, stderr)
-}
-
-/// The last JSON summary line (it has `records`) of an output.
-fn summary(text: &str) -> Value {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{') && l.contains("\"records\""));
-    serde_json::from_str(line.unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no JSON summary in {text:?}: {e}"))
-}
-
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
-
-fn gid(id: &str) -> GroupId {
-    GroupId::new(id).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn at(text: &str) -> Timestamp {
-    Timestamp::parse(text).unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// A group of `a` and `b` with `n` messages (the first creates it), written
 /// through the app's own patterns; the newest message.
@@ -72,7 +31,7 @@ async fn conversation(
     let mut last = None;
     for i in 0..n {
         let message = NewMessage {
-            group: gid(group),
+            group: group_id(group),
             id: MessageId::new(format!("{group}-m{i}")).unwrap_or_else(|e| panic!("{e}")),
             at: base.plus_seconds(i as i64 * 30),
             sender: if i % 2 == 0 { a.clone() } else { b.clone() },
@@ -92,23 +51,8 @@ async fn conversation(
 /// The table's stream so far, as JSON Lines (a capture).
 async fn capture(t: &TestTable, path: &Path) -> usize {
     let records = t.stream_records().await;
-    let mut text = String::new();
-    for r in &records {
-        text.push_str(&serde_json::to_string(r).unwrap_or_else(|e| panic!("{e}")));
-        text.push('\n');
-    }
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(path, json_lines(&records)).expect("the capture is written");
     records.len()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("streamfold-it-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// (action, pk, sk) of every action of every recorded request of `op`.
@@ -278,7 +222,6 @@ async fn dry_run_writes_nothing_and_prints_the_writes_a_real_run_then_does() {
     assert_eq!(written_history, history);
 
     let _ = std::fs::remove_dir_all(&dir);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -367,7 +310,6 @@ async fn mixed_files_replay_in_one_command_with_one_summary() {
     assert_eq!(t.snapshot_without(&["deadletter"]).await, snap);
 
     let _ = std::fs::remove_dir_all(&dir);
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -380,7 +322,7 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     let first_at = at("2026-11-19T23:00:00Z");
     for g in 0..groups {
         let first = NewMessage {
-            group: gid(&format!("sigint-{g:02}")),
+            group: group_id(&format!("sigint-{g:02}")),
             id: MessageId::new("first").unwrap_or_else(|e| panic!("{e}")),
             at: first_at,
             sender: users[2 * g].clone(),
@@ -404,7 +346,7 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
         let g = (i / 10) % groups;
         let sender = &users[2 * g + i % 2];
         let m = NewMessage {
-            group: gid(&format!("sigint-{g:02}")),
+            group: group_id(&format!("sigint-{g:02}")),
             id: MessageId::new(format!("m{i:06}")).unwrap_or_else(|e| panic!("{e}")),
             at: base.plus_seconds(i as i64),
             sender: sender.clone(),
@@ -506,7 +448,6 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     );
 
     let _ = std::fs::remove_dir_all(&dir);
-    t.drop_table().await;
 }
 
 const FORGIVING: &str = "lambda-dynamodb-forgiving.json";
@@ -575,7 +516,6 @@ async fn a_capture_with_one_broken_record_replays_the_others_and_exits_1() {
         changed.iter().all(|(pk, _)| pk.starts_with("DEADLETTER#")),
         "{changed:?}"
     );
-    t.drop_table().await;
 }
 
 #[tokio::test]
@@ -635,5 +575,4 @@ async fn a_pretty_printed_record_a_json_array_and_an_unknown_file_are_each_read_
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-    t.drop_table().await;
 }

@@ -68,7 +68,7 @@ async fn the_report_of_a_day_renders_in_headless_chromium_and_is_not_blank() {
     let html = agents::report(&t.app, day, None)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    t.drop_table().await;
+    drop(t);
     assert!(
         html.contains("mgarcia") && html.contains("agent00002"),
         "every agent: {html}"

@@ -17,41 +17,10 @@ use message_groups::Participant;
 use serde_json::Value;
 use streamfold::chat::{self, NewMessage};
 use streamfold::tail::{Batch, ReadOptions, Sink, SinkError, Source};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
-use streamfold_tests::{TestTable, fixture, table};
-
-use crate::support::cli;
-
-/// Runs a command to its end; panics unless it succeeded. Its stdout.
-async fn run_ok(table: &str, args: &[&str]) -> String {
-    let out = cli(table, args)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "streamfold {args:?} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-/// The JSON summary a `--json` command printed last.
-fn summary(stdout: &str) -> Value {
-    let line = stdout.lines().rev().find(|l| l.starts_with('{'));
-    serde_json::from_str(line.unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no JSON summary in {stdout:?}: {e}"))
-}
-
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
+use streamfold_shared::ids::{GroupId, MessageId, Timestamp};
+use streamfold_tests::builders::user;
+use streamfold_tests::cli::{cli, run_ok, summary};
+use streamfold_tests::{TestTable, fixture, kinesis, table};
 
 fn users() -> [Participant; 3] {
     [
@@ -139,7 +108,8 @@ async fn tail_killed_with_sigkill_and_restarted_leaves_the_same_table() {
                 "--json",
             ],
         )
-        .await,
+        .await
+        .0,
     );
     let uninterrupted = summary(
         &run_ok(
@@ -156,7 +126,8 @@ async fn tail_killed_with_sigkill_and_restarted_leaves_the_same_table() {
                 "--json",
             ],
         )
-        .await,
+        .await
+        .0,
     );
     assert_eq!(resumed["failed"], 0, "{resumed}");
     assert_eq!(uninterrupted["failed"], 0, "{uninterrupted}");
@@ -175,67 +146,9 @@ async fn tail_killed_with_sigkill_and_restarted_leaves_the_same_table() {
     assert_eq!(got, want);
     assert_eq!(live.items_of_type("preview").await.len(), 6);
     assert!(live.items_of_type("deadletter").await.is_empty());
-    live.drop_table().await;
-    reference.drop_table().await;
 }
 
 // ---- Kinesis -------------------------------------------------------------
-
-async fn kinesis() -> aws_sdk_kinesis::Client {
-    let sdk = streamfold_shared::config::load_sdk_config().await;
-    aws_sdk_kinesis::Client::new(&sdk)
-}
-
-async fn create_stream(k: &aws_sdk_kinesis::Client, name: &str, shards: i32) {
-    k.create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    wait_active(k, name).await;
-}
-
-async fn wait_active(k: &aws_sdk_kinesis::Client, name: &str) {
-    for _ in 0..300 {
-        let d = k.describe_stream_summary().stream_name(name).send().await;
-        let active = d
-            .ok()
-            .and_then(|d| d.stream_description_summary)
-            .is_some_and(|s| s.stream_status == aws_sdk_kinesis::types::StreamStatus::Active);
-        if active {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("stream {name} did not become active");
-}
-
-async fn put(k: &aws_sdk_kinesis::Client, stream: &str, key: &str, hash: Option<&str>, data: &str) {
-    k.put_record()
-        .stream_name(stream)
-        .partition_key(key)
-        .set_explicit_hash_key(hash.map(str::to_owned))
-        .data(aws_sdk_kinesis::primitives::Blob::new(
-            data.as_bytes().to_vec(),
-        ))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
-}
-
-async fn shard_ids(
-    k: &aws_sdk_kinesis::Client,
-    stream: &str,
-) -> Vec<aws_sdk_kinesis::types::Shard> {
-    k.list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .shards
-        .unwrap_or_default()
-}
 
 /// 2^127: the middle of the hash key range.
 const MIDDLE: &str = "170141183460469231731687303715884105728";
@@ -245,7 +158,7 @@ const HIGH: &str = "170141183460469231731687303715884105729";
 /// Splits the stream's only shard in two at [`MIDDLE`]; returns (parent,
 /// low child, high child).
 async fn split(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, String, String) {
-    let parent = shard_ids(k, stream).await[0].shard_id.clone();
+    let parent = kinesis::shards(k, stream).await[0].shard_id.clone();
     k.split_shard()
         .stream_name(stream)
         .shard_to_split(&parent)
@@ -253,8 +166,8 @@ async fn split(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, String, St
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    wait_active(k, stream).await;
-    let children: Vec<_> = shard_ids(k, stream)
+    kinesis::wait_active(k, stream).await;
+    let children: Vec<_> = kinesis::shards(k, stream)
         .await
         .into_iter()
         .filter(|s| s.parent_shard_id.as_deref() == Some(parent.as_str()))
@@ -328,12 +241,12 @@ async fn read_all(t: &TestTable, source: Source) -> Vec<(String, String, String)
 async fn kinesis_children_are_read_only_after_their_parents() {
     streamfold_tests::init_logs();
     let t = table("tail-lineage").await;
-    let k = kinesis().await;
+    let k = kinesis::client().await;
     let stream = t.name.clone();
-    create_stream(&k, &stream, 2).await;
+    kinesis::create_stream(&k, &stream, 2).await;
     // Two shards (the low and the high half of the hash keys), merged into
     // one: the merged shard has a parent and an adjacent parent.
-    let shards = shard_ids(&k, &stream).await;
+    let shards = kinesis::shards(&k, &stream).await;
     let low = shards
         .iter()
         .find(|s| {
@@ -349,8 +262,8 @@ async fn kinesis_children_are_read_only_after_their_parents() {
         .find(|s| *s != low)
         .unwrap_or_else(|| panic!("no high shard in {shards:?}"));
     for n in 0..3 {
-        put(&k, &stream, "k", Some("1"), &format!("a{n}")).await;
-        put(&k, &stream, "k", Some(HIGH), &format!("b{n}")).await;
+        kinesis::put(&k, &stream, "k", Some("1"), &format!("a{n}")).await;
+        kinesis::put(&k, &stream, "k", Some(HIGH), &format!("b{n}")).await;
     }
     k.merge_shards()
         .stream_name(&stream)
@@ -359,15 +272,15 @@ async fn kinesis_children_are_read_only_after_their_parents() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    wait_active(&k, &stream).await;
-    let merged = shard_ids(&k, &stream)
+    kinesis::wait_active(&k, &stream).await;
+    let merged = kinesis::shards(&k, &stream)
         .await
         .into_iter()
         .find(|s| s.adjacent_parent_shard_id.is_some())
         .map(|s| s.shard_id)
         .unwrap_or_else(|| panic!("no merged shard"));
     for n in 0..3 {
-        put(&k, &stream, "k", None, &format!("m{n}")).await;
+        kinesis::put(&k, &stream, "k", None, &format!("m{n}")).await;
     }
 
     let source = Source::kinesis(&t.app, &stream)
@@ -432,7 +345,6 @@ async fn kinesis_children_are_read_only_after_their_parents() {
     assert!(again.is_empty(), "{again:?}");
 
     let _ = k.delete_stream().stream_name(&stream).send().await;
-    t.drop_table().await;
 }
 
 // ---- capture → replay ----------------------------------------------------
@@ -459,9 +371,9 @@ async fn projections(t: &TestTable) -> BTreeMap<(String, String), Value> {
 async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
     streamfold_tests::init_logs();
     let live = table("cap-live").await;
-    let k = kinesis().await;
+    let k = kinesis::client().await;
     let stream = live.name.clone();
-    create_stream(&k, &stream, 1).await;
+    kinesis::create_stream(&k, &stream, 1).await;
     write_messages(&live, 0, 5).await;
     // Half of an agent's day, a shard split, the other half.
     let events: Vec<String> = fixture("connect-agent-events.jsonl")
@@ -474,11 +386,11 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
     };
     let (first, second) = events.split_at(events.len() / 2);
     for line in first {
-        put(&k, &stream, &arn(line), None, line).await;
+        kinesis::put(&k, &stream, &arn(line), None, line).await;
     }
     split(&k, &stream).await;
     for line in second {
-        put(&k, &stream, &arn(line), None, line).await;
+        kinesis::put(&k, &stream, &arn(line), None, line).await;
     }
 
     // The live run: both streams at once.
@@ -497,7 +409,8 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
                 "--json",
             ],
         )
-        .await,
+        .await
+        .0,
     );
     assert_eq!(live_run["failed"], 0, "{live_run}");
     assert_eq!(
@@ -526,7 +439,8 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
                 "--json",
             ],
         )
-        .await,
+        .await
+        .0,
     );
     assert!(captured["records"].as_u64().unwrap_or(0) > 0, "{captured}");
     let captured = summary(
@@ -546,7 +460,8 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
                 "--json",
             ],
         )
-        .await,
+        .await
+        .0,
     );
     assert_eq!(captured["records"], 12, "{captured}");
     // Capture writes no checkpoints and keeps none of tail's.
@@ -554,14 +469,19 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
     assert!(!text.contains("\"checkpoint\""));
 
     let fresh = table("cap-fresh").await;
-    let replayed = summary(&run_ok(&fresh.name, &["replay", &path(&agents_file), "--json"]).await);
+    let replayed = summary(
+        &run_ok(&fresh.name, &["replay", &path(&agents_file), "--json"])
+            .await
+            .0,
+    );
     assert_eq!(replayed["failed"], 0, "{replayed}");
     let replayed = summary(
         &run_ok(
             &fresh.name,
             &["replay", &path(&table_file), "--restore-sources", "--json"],
         )
-        .await,
+        .await
+        .0,
     );
     assert_eq!(replayed["failed"], 0, "{replayed}");
     let want = projections(&live).await;
@@ -570,6 +490,4 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
 
     let _ = std::fs::remove_dir_all(&dir);
     let _ = k.delete_stream().stream_name(&stream).send().await;
-    live.drop_table().await;
-    fresh.drop_table().await;
 }

@@ -8,14 +8,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use message_groups::{MessageGroups, Participant};
+use message_groups::MessageGroups;
 use streamfold::chat::{self, NewMessage};
 use streamfold_shared::attrs::sv;
 use streamfold_shared::engine::{BatchReport, Context, Outcome, run_batch};
 use streamfold_shared::executor::{Executor, Expr, TxOutcome};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::ids::GroupId;
 use streamfold_shared::keys::Key;
 use streamfold_shared::record::StreamRecord;
+use streamfold_tests::builders::{message, user};
 use streamfold_tests::chaos_proxy::ChaosProxy;
 use streamfold_tests::{TestTable, table};
 
@@ -23,22 +24,8 @@ const G: &str = "7d1c9a52-0b7e-4f3a-9a51-3c2f6e8b9d10";
 const ANN: &str = "0a6f3c1e-5b2d-4c8e-9f7a-1d2e3f4a5b6c";
 const BEN: &str = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b";
 
-fn user(uuid: &str, handle: &str) -> Participant {
-    Participant {
-        user_uuid: UserId::new(uuid).unwrap_or_else(|e| panic!("{e}")),
-        user_handle: handle.to_owned(),
-        user_display_name: format!("{handle} display"),
-    }
-}
-
 fn first_message(text: &str) -> NewMessage {
-    NewMessage {
-        group: GroupId::new(G).unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new("m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T10:00:00Z").unwrap_or_else(|e| panic!("{e}")),
-        sender: user(ANN, "ann"),
-        text: text.to_owned(),
-    }
+    message(G, "m1", "2026-11-20T10:00:00Z", &user(ANN, "ann"), text)
 }
 
 async fn start_group(t: &TestTable, text: &str) -> NewMessage {
@@ -183,7 +170,6 @@ async fn an_edit_sequence_within_a_minute_ends_on_the_last_text() {
             "after the edit to {text:?}"
         );
     }
-    t.drop_table().await;
 }
 
 fn proxied(t: &TestTable, proxy: &ChaosProxy) -> Context {
@@ -233,7 +219,6 @@ async fn a_transaction_whose_answer_was_lost_is_applied_once() {
     assert_eq!(outcome, TxOutcome::Committed);
     assert_eq!(proxy.counts().dropped_after_write, 2);
     assert_eq!(counter(&t.exec().clone(), &key).await, 1);
-    t.drop_table().await;
 }
 
 /// The preview move's answer is lost after the write, twice: the retries
@@ -262,7 +247,6 @@ async fn a_preview_move_whose_answer_was_lost_is_applied_and_not_dead_lettered()
     let report = run_batch(&MessageGroups, &ctx, &records).await;
     assert_settled(&report);
     assert_eq!(t.snapshot().await, before);
-    t.drop_table().await;
 }
 
 /// The same preview move planned twice from the same records, with a
@@ -326,7 +310,6 @@ async fn a_mismatch_forced_by_a_participant_change_ends_applied() {
         "{}",
         group[0]
     );
-    t.drop_table().await;
 }
 
 /// reconcile renames a profile whenever Connect's username differs. A
@@ -385,7 +368,6 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
             "after the rename to {name}"
         );
     }
-    t.drop_table().await;
 }
 
 fn add(exec: &Executor, key: &Key, n: u32) -> streamfold_shared::executor::Tx {
@@ -434,5 +416,4 @@ async fn a_mismatch_is_an_answer_to_plan_again() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome, TxOutcome::Committed);
     assert_eq!(counter(exec, &key).await, 3);
-    t.drop_table().await;
 }
