@@ -8,6 +8,9 @@
 //! `streamfold` binary in [`cli`]; Kinesis streams in [`kinesis`]; the
 //! Lambda functions as Lambda runs them in [`runtime_api`].
 
+// Tests say why they expect a value: `.expect("the table is created")`
+// (the workspace denies `expect` outside tests, and `unwrap` everywhere).
+#![allow(clippy::expect_used)]
 #![recursion_limit = "256"]
 
 pub mod builders;

@@ -6,6 +6,9 @@
 //! run. The `chaos` binary runs the same at thousands of records per
 //! workload and prints the report (docs/testing.md, "Chaos").
 
+// Tests say why they expect a value: `.expect("the table is created")`
+// (the workspace denies `expect` outside tests, and `unwrap` everywhere).
+#![allow(clippy::expect_used)]
 #![recursion_limit = "256"]
 
 use std::time::Duration;

@@ -8,6 +8,10 @@
 //! listens, and the other tests' global subscriber (at WARN) running in the
 //! same process at the same time would hide events from this capture.
 
+// Tests say why they expect a value: `.expect("the table is created")`
+// (the workspace denies `expect` outside tests, and `unwrap` everywhere).
+#![allow(clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
