@@ -45,10 +45,8 @@ impl ConnectStub {
     pub async fn start(pages: Vec<Value>, throttle: usize) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .unwrap_or_else(|e| panic!("stub bind: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("stub addr: {e}"));
+            .expect("the stub binds a local port");
+        let addr = listener.local_addr().expect("the stub has a local address");
         let state = Arc::new(Mutex::new(State {
             pages,
             throttle_next: throttle,

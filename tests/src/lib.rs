@@ -86,8 +86,8 @@ async fn table_with(prefix: &str, stream: bool) -> TestTable {
         .unwrap_or(0);
     let name = format!("t-{prefix}-{}-{n}-{nanos}", std::process::id());
     let sdk = streamfold_shared::config::load_sdk_config().await;
-    let app = App::new(sdk, &name).unwrap_or_else(|e| panic!("{e:#}"));
-    let mut schema = Schema::builtin().unwrap_or_else(|e| panic!("{e:#}"));
+    let app = App::new(sdk, &name).expect("the app is configured");
+    let mut schema = Schema::builtin().expect("the built-in schema loads");
     schema.stream_specification.stream_enabled = stream;
     // Guarded before it is created: a creation that fails half-way leaves
     // nothing either.
@@ -120,7 +120,7 @@ impl TestTable {
     pub async fn snapshot(&self) -> BTreeMap<(String, String), Value> {
         let items = table::scan(self.app.ddb(), &self.name, None)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the table is scanned");
         items
             .iter()
             .map(|i| {
@@ -145,7 +145,7 @@ impl TestTable {
     pub async fn items_of_type(&self, item_type: &str) -> Vec<Value> {
         let items = table::scan(self.app.ddb(), &self.name, Some(item_type))
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the table is scanned");
         items.iter().map(table::to_json).collect()
     }
 
@@ -161,15 +161,11 @@ impl TestTable {
     /// Every record the table's stream holds now, from the start.
     pub async fn stream_records(&self) -> Vec<StreamRecord> {
         let streams = self.app.streams();
-        let arn = self
-            .app
-            .stream_arn()
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let arn = self.app.stream_arn().await.expect("the table has a stream");
         let mut out = Vec::new();
         for shard in streamfold::tail::list_shards(&streams, &arn)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"))
+            .expect("the shards are listed")
         {
             let mut it = streams
                 .get_shard_iterator()
@@ -178,7 +174,7 @@ impl TestTable {
                 .shard_iterator_type(ShardIteratorType::TrimHorizon)
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{e:?}"))
+                .expect("GetShardIterator is answered")
                 .shard_iterator;
             while let Some(i) = it {
                 let page = streams
@@ -186,7 +182,7 @@ impl TestTable {
                     .shard_iterator(i)
                     .send()
                     .await
-                    .unwrap_or_else(|e| panic!("{e:?}"));
+                    .expect("GetRecords is answered");
                 let records = page.records.unwrap_or_default();
                 if records.is_empty() {
                     break;
@@ -194,7 +190,7 @@ impl TestTable {
                 out.extend(
                     records
                         .into_iter()
-                        .map(|r| StreamRecord::from_sdk(r).unwrap_or_else(|e| panic!("{e}"))),
+                        .map(|r| StreamRecord::from_sdk(r).expect("the stream record converts")),
                 );
                 it = page.next_shard_iterator;
             }

@@ -36,10 +36,10 @@ impl SerialProxy {
         );
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .unwrap_or_else(|e| panic!("proxy bind: {e}"));
+            .expect("the proxy binds a local port");
         let addr = listener
             .local_addr()
-            .unwrap_or_else(|e| panic!("proxy addr: {e}"));
+            .expect("the proxy has a local address");
         let lock = Arc::new(Mutex::new(()));
         let task = tokio::spawn(async move {
             loop {

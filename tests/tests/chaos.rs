@@ -36,7 +36,7 @@ async fn run(workload: Workload, seed: u64) -> Report {
     let report = runner
         .scenario(workload, chaos(seed))
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the scenario runs");
     eprint!("{}", render(std::slice::from_ref(&report)));
     assert!(report.records > 0, "the workload wrote no records");
     assert!(report.faults.faults() > 0, "no fault was injected");

@@ -103,7 +103,7 @@ async fn no_message_text_or_name_is_logged_at_any_level() {
     let records: Vec<StreamRecord> = stream_event_records(&chat);
     restore_sources(t.exec(), &records)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the sources are restored");
     pipeline
         .run_table_batch_retrying(&records, 3, batch_backoff())
         .await;

@@ -9,6 +9,9 @@
 //! batch, counts every request (retries included) and checks the pool's
 //! invariants, then deletes the table.
 
+// A benchmark of the tests crate: like the tests, it says why it expects a
+// value (`.expect("the items are written")`); `unwrap` stays denied.
+#![allow(clippy::expect_used)]
 #![recursion_limit = "256"]
 
 use std::time::Instant;
@@ -45,10 +48,10 @@ async fn main() {
             String::new()
         },
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the pool spec is valid");
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let skip = tt.stream_records().await.len();
     let now = Timestamp::now();
     let items: Vec<Item> = (0..agents)
@@ -73,7 +76,7 @@ async fn main() {
     tt.exec()
         .batch_put(items)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let records = tt.stream_records().await.split_off(skip);
     tt.counter().reset();
     let started = Instant::now();
@@ -93,7 +96,7 @@ async fn main() {
     let total: u64 = requests.values().sum();
     let census = extensions::census::census(tt.exec())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the pool census is read");
     println!(
         "endpoint          {}",
         std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())

@@ -45,7 +45,7 @@ pub(crate) async fn normalised(t: &TestTable) -> BTreeMap<(String, String), Valu
 }
 
 fn agent() -> AgentId {
-    AgentId::new(AGENT).unwrap_or_else(|e| panic!("{e}"))
+    AgentId::new(AGENT).expect("the agent id is valid")
 }
 
 #[tokio::test]
@@ -55,14 +55,14 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
     let pipeline = Pipeline::new(t.ctx().clone(), &[ProcessorKind::AgentActivity]);
     let c = agents::replay_kinesis(&pipeline, &[path], Format::Auto, 100, 3)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the Kinesis replay runs");
     assert_eq!((c.records, c.failed, c.dead_lettered), (12, 0, 0), "{c:?}");
 
     // Through the CLI functions: by username, via gsi2.
     let profile = agents::find_profile(&t.app, "mgarcia")
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .unwrap_or_else(|| panic!("no profile"));
+        .expect("the profile is read")
+        .expect("the profile exists");
     let p = streamfold::table::to_json(&profile.clone().into_iter().collect());
     assert_eq!(p["status"], "Offline");
     assert_eq!(p["routing_profile"], "Sales");
@@ -77,7 +77,7 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
 
     let history = agents::history(&t.app, &agent(), None, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the history is read");
     assert_eq!(history.len(), 11);
     let durations: Vec<i64> = history
         .iter()
@@ -92,12 +92,12 @@ async fn fixture_day_shows_offline_on_sales_with_eleven_entries_and_totals_that_
         Some("2026-11-20T17:45:00Z"),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the history is read");
     assert_eq!(afternoon.len(), 3);
 
     let days = agents::daily(&t.app, &agent(), None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the daily totals are read");
     assert_eq!(days.len(), 2);
     let d20 = &days[1];
     assert_eq!(d20.date, "2026-11-20");
@@ -135,10 +135,10 @@ fn night_records() -> Vec<KinesisRecord> {
 /// The hand-computed night (see `synth::night_shift`): two overlapping
 /// chats across midnight, a hold, ACW, a missed contact.
 async fn assert_night_totals(t: &TestTable) {
-    let agent = AgentId::new("synth-night-00001").unwrap_or_else(|e| panic!("{e}"));
+    let agent = AgentId::new("synth-night-00001").expect("the agent id is valid");
     let days = agents::daily(&t.app, &agent, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the daily totals are read");
     let got: Vec<(String, Vec<i64>)> = days
         .iter()
         .map(|d| {
@@ -193,8 +193,8 @@ async fn contact_centre_totals_across_midnight_once_under_redelivery_shuffle_and
     assert_night_totals(&t).await;
     let profile = agents::find_profile(&t.app, "night01")
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
-        .unwrap_or_else(|| panic!("no profile"));
+        .expect("the profile is read")
+        .expect("the profile exists");
     assert_eq!(
         streamfold_shared::attrs::s(&profile, "state"),
         Some("offline")
@@ -228,7 +228,7 @@ async fn lambda_kinesis_event_processes_three_and_dead_letters_the_fourth() {
     let t = table("aa-lambda").await;
     let event: aws_lambda_events::event::kinesis::KinesisEvent =
         serde_json::from_str(&fixture("lambda-kinesis-event.json"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the text is JSON of that shape");
     let response = streamfold_shared::lambda::handle_kinesis_event(
         &AgentActivity::default(),
         t.ctx(),
@@ -278,7 +278,7 @@ async fn malformed_records_are_dead_lettered_without_names_and_never_block() {
         .next()
         .unwrap_or_default()
         .to_owned();
-    let mut v: Value = serde_json::from_str(&good).unwrap_or_else(|e| panic!("{e}"));
+    let mut v: Value = serde_json::from_str(&good).expect("the text is JSON of that shape");
     v["EventId"] = "bad-base".into();
     let mut variants = vec![
         "not json at all".to_owned(),
@@ -358,10 +358,10 @@ async fn fixture_events_through_a_kinesis_stream_fold_like_the_file() {
 async fn lambda_event_files_replay_like_the_lambda_handler() {
     let t = table("aa-file").await;
     let path = fixtures_dir().join("lambda-kinesis-event.json");
-    let mut reader = KinesisReader::open(&path, Format::Auto).unwrap_or_else(|e| panic!("{e:#}"));
-    let batch = reader.next_batch(100).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut reader = KinesisReader::open(&path, Format::Auto).expect("the file opens");
+    let batch = reader.next_batch(100).expect("the next batch is read");
     let file: KinesisEventFile = serde_json::from_str(&fixture("lambda-kinesis-event.json"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the text is JSON of that shape");
     assert_eq!(batch, file.records);
     let c = run(&t, &batch).await;
     assert_eq!((c.records, c.dead_lettered, c.failed), (4, 1, 0));
@@ -406,9 +406,7 @@ async fn day_of_agents(n: usize) {
         requests as f64 / records.len() as f64,
         t.counter().snapshot()
     );
-    let agents_list = agents::list(&t.app)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    let agents_list = agents::list(&t.app).await.expect("the agents are listed");
     assert_eq!(agents_list.len(), n);
     let non_heartbeats = events
         .iter()
@@ -535,7 +533,7 @@ async fn requests_per_event_for_a_day_of_500_agents() {
             cleaner
                 .batch_delete(&history)
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the items are deleted");
         }
         let days = t.items_of_type("daily").await.len();
         println!(
@@ -556,7 +554,7 @@ async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
     run(&t, &records[..7]).await;
     let rps = routing_profiles::rosters(&t.app)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the rosters are read");
     let names: Vec<(&str, usize)> = rps
         .iter()
         .map(|r| (r.id.as_str(), r.agents.len()))
@@ -577,7 +575,7 @@ async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
     }
     let rps = routing_profiles::rosters(&t.app)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the rosters are read");
     let names: Vec<(&str, usize)> = rps
         .iter()
         .map(|r| (r.id.as_str(), r.agents.len()))
@@ -592,13 +590,13 @@ async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
         .get(
             &Key::RoutingProfile(
                 streamfold_shared::ids::RoutingProfileId::new("rp-sales")
-                    .unwrap_or_else(|e| panic!("{e}")),
+                    .expect("the routing profile id is valid"),
             ),
             true,
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no rp-sales item"));
+        .expect("the routing profile id is valid")
+        .expect("the rp-sales item exists");
     // The newest event that showed it: the LOGOUT.
     assert_eq!(
         streamfold_shared::attrs::s(&item, "last_event_at"),

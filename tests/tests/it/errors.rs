@@ -40,7 +40,7 @@ async fn run(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
     let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
         .await
         .unwrap_or_else(|_| panic!("streamfold {args:?} did not end in 120 s"))
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+        .expect("the streamfold binary starts");
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -119,7 +119,7 @@ async fn an_unreachable_loopback_endpoint_suggests_starting_it() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a local port is free");
     let url = format!("http://127.0.0.1:{port}");
     let mut env = local_env();
     env[0].1 = url.clone();

@@ -42,7 +42,7 @@ async fn arrive(tt: &TestTable, ids: &[String]) {
     tt.exec()
         .batch_put(items)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
 }
 
 async fn depart(tt: &TestTable, ids: &[String]) {
@@ -51,7 +51,7 @@ async fn depart(tt: &TestTable, ids: &[String]) {
         .map(|id| {
             let ctx = ctx.clone();
             async move {
-                let agent = AgentId::new(id.as_str()).unwrap_or_else(|e| panic!("{e}"));
+                let agent = AgentId::new(id.as_str()).expect("the agent id is valid");
                 reconcile::remove_profile(&ctx, &agent).await
             }
         })
@@ -59,15 +59,15 @@ async fn depart(tt: &TestTable, ids: &[String]) {
         .collect()
         .await;
     for r in results {
-        assert!(r.unwrap_or_else(|e| panic!("{e}")).is_some());
+        assert!(r.expect("the profile is removed").is_some());
     }
 }
 
 async fn init_pool(tt: &TestTable, digits: u8, reserve: &str) {
-    let spec = PoolSpec::new(digits, reserve).unwrap_or_else(|e| panic!("{e}"));
+    let spec = PoolSpec::new(digits, reserve).expect("the pool spec is valid");
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
 }
 
 /// Delivers records in batches of assorted sizes, every batch twice, and
@@ -97,7 +97,7 @@ fn assert_clean(outcomes: &[Outcome]) {
 }
 
 async fn settled(tt: &TestTable) -> Census {
-    let c = census(tt.exec()).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = census(tt.exec()).await.expect("the pool census is read");
     assert!(
         c.violations.is_empty(),
         "invariants broken: {:#?}",
@@ -238,7 +238,7 @@ async fn extensions_two_processors_at_once_never_double_assign() {
 async fn waiting_ids(tt: &TestTable) -> Vec<String> {
     let (items, _) = extensions::model::queue_page(tt.ctx(), WAITING, 100, None)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the waiting queue is read");
     items
         .iter()
         .filter_map(|i| match i.get("pk") {
@@ -249,12 +249,8 @@ async fn waiting_ids(tt: &TestTable) -> Vec<String> {
 }
 
 async fn extension_of(tt: &TestTable, id: &str) -> Option<String> {
-    let key = Key::Profile(AgentId::new(id).unwrap_or_else(|e| panic!("{e}")));
-    let item = tt
-        .exec()
-        .get(&key, true)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))?;
+    let key = Key::Profile(AgentId::new(id).expect("the agent id is valid"));
+    let item = tt.exec().get(&key, true).await.expect("the item is read")?;
     match item.get("extension") {
         Some(AttributeValue::S(x)) => Some(x.clone()),
         _ => None,
@@ -326,14 +322,14 @@ async fn extensions_exhaustion_waits_and_recovers_with_ttl_removals() {
     // Nothing is retried forever: the waiting agent's own records are no-ops.
     let settle = extensions::settle(tt.ctx())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extensions settle");
     assert_eq!((settle.assigned, settle.still_waiting), (0, 1));
 
     // The pool grows (init of 2-digit extensions 00 to 09): the agent gets one.
     init_pool(&tt, 2, "10-99").await;
     let settle = extensions::settle(tt.ctx())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extensions settle");
     assert_eq!(settle.assigned, 1);
     assert_eq!(extension_of(&tt, &waiting[2]).await.as_deref(), Some("00"));
     let c = settled(&tt).await;
@@ -450,7 +446,7 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
     let tt = table("ext-reconcile").await;
     init_pool(&tt, 1, "").await;
     let pages: Vec<Value> = serde_json::from_value(json(&fixture("connect-list-users.json")))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the JSON has that shape");
     let stub = ConnectStub::start(pages.clone(), 1).await;
     // A profile of a user Connect no longer has (with an extension), and
     // one of another instance (left alone).
@@ -467,7 +463,7 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
     tt.exec()
         .batch_put(vec![p, foreign])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
 
     let connect = reconcile::connect_client(&tt.app.sdk, Some(&stub.url));
     let mut opts = reconcile::Options::new(format!(
@@ -478,7 +474,7 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
     opts.settle = false;
     let report = reconcile::reconcile(tt.ctx(), &connect, &opts)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("reconcile runs");
     assert_eq!(
         (report.users, report.created, report.deleted, report.foreign),
         (3, 3, 1, 1),
@@ -501,7 +497,7 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
     // Again: nothing changes for unchanged users.
     let again = reconcile::reconcile(tt.ctx(), &connect, &opts)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("reconcile runs");
     assert_eq!((again.created, again.deleted, again.unchanged), (0, 0, 3));
 
     // Connect answers nobody: refused, nothing deleted.
@@ -519,11 +515,11 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        .expect("CreateBucket is answered");
     let url = format!("s3://{bucket}/directory/extensions.csv");
     let rows = reconcile::export(tt.ctx(), &s3, &url)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the CSV is exported");
     assert_eq!(rows, 4);
     let body = s3
         .get_object()
@@ -531,11 +527,11 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
         .key("directory/extensions.csv")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)))
+        .expect("GetObject is answered")
         .body
         .collect()
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the object's body is read")
         .into_bytes();
     let csv = String::from_utf8_lossy(&body);
     let lines: Vec<&str> = csv.lines().collect();
@@ -558,10 +554,10 @@ async fn reconcile_pages_through_a_throttling_connect_and_exports_csv() {
 #[tokio::test]
 async fn extensions_init_refuses_to_run_twice_at_once() {
     let tt = table("ext-lease").await;
-    let spec = PoolSpec::new(2, "").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PoolSpec::new(2, "").expect("the pool spec is valid");
     let held = pool::Lease::acquire(tt.exec(), pool::INIT_LOCK)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the lease is taken");
     let refused = pool::init(tt.exec(), &spec, 4, &|_| {}).await;
     match refused {
         Err(e) => assert!(e.to_string().contains("another `extensions init`"), "{e}"),
@@ -571,12 +567,12 @@ async fn extensions_init_refuses_to_run_twice_at_once() {
     held.release().await;
     let report = pool::init(tt.exec(), &spec, 4, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     assert_eq!(report.created, 100);
     // The lease is gone once init is done: a third run finds all present.
     let again = pool::init(tt.exec(), &spec, 4, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     assert_eq!((again.created, again.existing), (0, 100));
     assert!(tt.items_of_type("lock").await.is_empty());
 }

@@ -34,7 +34,7 @@ async fn streamfold_json(table: &str, args: &[&str]) -> (i32, Value) {
     let out = cli(table, args)
         .output()
         .await
-        .unwrap_or_else(|e| panic!("running streamfold {args:?}: {e}"));
+        .expect("the streamfold binary starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -54,14 +54,14 @@ async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2])
             .attribute_name(n)
             .attribute_type(ScalarAttributeType::S)
             .build()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the builder has every required field")
     };
     let key = |n: &str, t: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(n)
             .key_type(t)
             .build()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the builder has every required field")
     };
     let mut defs = vec![attr("pk"), attr("sk")];
     for k in gsi_keys {
@@ -87,12 +87,12 @@ async fn old_table(tt: &TestTable, suffix: &str, gsi: &str, gsi_keys: [&str; 2])
                         .build(),
                 )
                 .build()
-                .unwrap_or_else(|e| panic!("{e}")),
+                .expect("the builder has every required field"),
         )
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+        .expect("CreateTable is answered");
     name
 }
 
@@ -109,7 +109,7 @@ async fn put(tt: &TestTable, table: &str, attrs: &[(&str, &str)]) {
         .set_item(Some(item))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(e)));
+        .expect("PutItem is answered");
 }
 
 /// A waiting profile as reconcile or agent-activity creates it.
@@ -132,7 +132,7 @@ async fn arrive(tt: &TestTable, agents: &[(usize, &str)]) {
     tt.exec()
         .batch_put(items)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
 }
 
 /// The extensions processor over `records`, twice (a redelivery).
@@ -157,7 +157,7 @@ async fn extension_of(tt: &TestTable, n: usize) -> Option<String> {
 }
 
 async fn clean_census(tt: &TestTable) -> extensions::census::Census {
-    let c = census(tt.exec()).await.unwrap_or_else(|e| panic!("{e}"));
+    let c = census(tt.exec()).await.expect("the pool census is read");
     assert!(c.violations.is_empty(), "{:#?}", c.violations);
     assert_eq!(c.free + c.assigned + c.reserved, c.pool_size, "{c:?}");
     c
@@ -166,20 +166,20 @@ async fn clean_census(tt: &TestTable) -> extensions::census::Census {
 async fn import_table(tt: &TestTable, old: &str, dry_run: bool) -> import_ext::Summary {
     let rows = import_ext::read_table(&tt.app, old)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the old table is read");
     let plan = import_ext::plan(&rows, 4);
     import_ext::import(&tt.app, plan, dry_run, 4, &ProgressBar::hidden())
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("the extensions import runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
     let tt = table("import-ext").await;
-    let spec = PoolSpec::new(4, "0010-9999").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PoolSpec::new(4, "0010-9999").expect("the pool spec is valid");
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let mut seen = 0;
     let _ = tt.new_stream_records(&mut seen).await;
     // The pipeline already runs: zed and ada arrived and got 0000 and 0001.
@@ -317,24 +317,24 @@ async fn import_extensions_keeps_every_assignment_and_honours_reservations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_extensions_from_a_csv_file_and_from_s3() {
     let tt = table("import-csv").await;
-    let spec = PoolSpec::new(4, "0010-9999").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PoolSpec::new(4, "0010-9999").expect("the pool spec is valid");
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let csv = "user,extension\nada,5\nbob,0001\nbob,0009\neve,12345\n";
     let dir = std::env::temp_dir().join(format!("{}.csv", tt.name));
-    std::fs::write(&dir, csv).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&dir, csv).expect("the file is written");
     let path = dir.to_string_lossy().into_owned();
     let run = |source: String, dry_run: bool| {
         let app = tt.app.clone();
         async move {
             let text = import_ext::read_csv(&app, &source)
                 .await
-                .unwrap_or_else(|e| panic!("{e:#}"));
-            let plan = import_ext::plan_csv(&text, 4).unwrap_or_else(|e| panic!("{e}"));
+                .expect("the CSV is read");
+            let plan = import_ext::plan_csv(&text, 4).expect("the CSV is planned");
             import_ext::import(&app, plan, dry_run, 2, &ProgressBar::hidden())
                 .await
-                .unwrap_or_else(|e| panic!("{e:#}"))
+                .expect("the extensions import runs")
         }
     };
     let s = run(path.clone(), false).await;
@@ -351,7 +351,7 @@ async fn import_extensions_from_a_csv_file_and_from_s3() {
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        .expect("CreateBucket is answered");
     s3.put_object()
         .bucket(&bucket)
         .key("export/extensions.csv")
@@ -360,7 +360,7 @@ async fn import_extensions_from_a_csv_file_and_from_s3() {
         ))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{}", aws_sdk_s3::error::DisplayErrorContext(e)));
+        .expect("PutObject is answered");
     let before = tt.snapshot().await;
     let s = run(format!("s3://{bucket}/export/extensions.csv"), false).await;
     assert_eq!((s.already_reserved, s.reserved), (2, 0), "{s:#?}");
@@ -558,7 +558,7 @@ async fn import_cruddur_keeps_every_conversation() {
 
     let dry = cruddur::import(&tt.app, &old, true, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the cruddur import runs");
     assert!(tt.snapshot().await.is_empty(), "a dry run wrote");
     assert_eq!(
         (dry.groups_written, dry.messages_written),
@@ -570,7 +570,7 @@ async fn import_cruddur_keeps_every_conversation() {
 
     let s = cruddur::import(&tt.app, &old, false, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the cruddur import runs");
     assert_eq!(
         (
             s.rows,
@@ -588,13 +588,13 @@ async fn import_cruddur_keeps_every_conversation() {
     let report = run_batch(&MessageGroups, tt.ctx(), &records).await;
     assert!(report.failures.is_empty(), "{:?}", report.outcomes);
 
-    let user = |u: &U| UserId::new(u.0).unwrap_or_else(|e| panic!("{e}"));
+    let user = |u: &U| UserId::new(u.0).expect("the user id is valid");
     let list = |u: UserId| {
         let exec = tt.exec().clone();
         async move {
             chat::list_conversations(&exec, &u, 20, None)
                 .await
-                .unwrap_or_else(|e| panic!("{e:#}"))
+                .expect("the conversations are listed")
                 .0
         }
     };
@@ -632,16 +632,16 @@ async fn import_cruddur_keeps_every_conversation() {
     assert!(list(user(&DARA)).await.is_empty());
 
     // Messages in order, as many as the old table had.
-    let group = |g: &str| GroupId::new(g).unwrap_or_else(|e| panic!("{e}"));
+    let group = |g: &str| GroupId::new(g).expect("the group id is valid");
     let (m, _) = chat::get_conversation(tt.exec(), &group(G1), 20, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the conversation is read");
     let ids: Vec<&str> = m.iter().map(|m| m.message_uuid.as_str()).collect();
     assert_eq!(ids, vec!["m1", "m2", "m3"]);
     assert_eq!(m[0].created_at, "2023-03-01T10:00:00.000001Z");
     let (m, _) = chat::get_conversation(tt.exec(), &group(G2), 20, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the conversation is read");
     assert_eq!(m.len(), 2);
 
     let clean = rebuild::run(
@@ -655,14 +655,14 @@ async fn import_cruddur_keeps_every_conversation() {
         false,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the rebuild runs");
     assert!(clean.is_clean(), "{clean:?}");
 
     // A second import (a rerun after a crash converges the same way).
     let before: BTreeMap<_, _> = tt.snapshot().await;
     let again = cruddur::import(&tt.app, &old, false, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the cruddur import runs");
     assert_eq!(
         (
             again.groups_written,
@@ -679,18 +679,18 @@ async fn import_cruddur_keeps_every_conversation() {
     // and ends where a whole run ends.
     let lost = [
         streamfold_shared::keys::Key::parse(&format!("MSG#{G1}"), "2023-03-02T08:00:00.999999Z#m3")
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the key parses"),
         streamfold_shared::keys::Key::parse(&format!("MSG#{G2}"), "2022-12-31T23:59:59.500000Z#m4")
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the key parses"),
     ];
     tt.exec()
         .batch_delete(&lost)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are deleted");
     let seen = tt.stream_records().await.len();
     let rerun = cruddur::import(&tt.app, &old, false, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the cruddur import runs");
     // The pipeline sees the rerun's writes (the group's view state comes
     // back from its messages).
     let records = tt.stream_records().await;
@@ -741,10 +741,10 @@ async fn import_cruddur_keeps_every_conversation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_extensions_while_the_pipeline_runs() {
     let tt = table("import-live").await;
-    let spec = PoolSpec::new(4, "0050-9999").unwrap_or_else(|e| panic!("{e}"));
+    let spec = PoolSpec::new(4, "0050-9999").expect("the pool spec is valid");
     pool::init(tt.exec(), &spec, 8, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let old = old_table(&tt, "connect-ext", "skIndex", ["sk", "sk_value"]).await;
     let usernames: Vec<String> = (0..16).map(|i| format!("old-{i:02}")).collect();
     for (i, u) in usernames.iter().enumerate() {
@@ -762,7 +762,7 @@ async fn import_extensions_while_the_pipeline_runs() {
     let importer = async {
         let rows = import_ext::read_table(&tt.app, &old)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the old table is read");
         import_ext::import(
             &tt.app,
             import_ext::plan(&rows, 4),
@@ -771,7 +771,7 @@ async fn import_extensions_while_the_pipeline_runs() {
             &ProgressBar::hidden(),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"))
+        .expect("the extensions import runs")
     };
     let late: Vec<(usize, String)> = (2..16)
         .map(|i| (i, usernames[i].clone()))

@@ -52,15 +52,17 @@ impl Running {
         endpoint: Option<&str>,
         extra: &[(&'static str, String)],
     ) -> Self {
-        let binary = build_binary(package, false).unwrap_or_else(|e| panic!("{e}"));
-        let api = RuntimeApi::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let binary = build_binary(package, false).expect("the binary builds");
+        let api = RuntimeApi::start()
+            .await
+            .expect("the local Runtime API starts");
         let mut env = function_env(&t.name);
         if let Some(url) = endpoint {
             env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
             env.push(("AWS_ENDPOINT_URL", url.to_owned()));
         }
         env.extend(extra.iter().cloned());
-        let function = Function::start(&binary, &api, &env).unwrap_or_else(|e| panic!("{e}"));
+        let function = Function::start(&binary, &api, &env).expect("the function binary starts");
         Self { api, function }
     }
 
@@ -69,7 +71,7 @@ impl Running {
             self.api
                 .invoke(event, WAIT)
                 .await
-                .unwrap_or_else(|e| panic!("{e}")),
+                .expect("the function answers"),
         )
     }
 
@@ -102,7 +104,7 @@ async fn message_groups_binary_answers_batch_item_failures() {
     let event_text = fixture("lambda-dynamodb-event.json");
     restore_sources(t.exec(), &stream_event_records(&event_text))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sources are restored");
     let run = Running::start("message-groups", &t, None, &[]).await;
 
     // The fixture: everything processed, the broken record dead-lettered.
@@ -113,11 +115,11 @@ async fn message_groups_binary_answers_batch_item_failures() {
     // A batch whose message has no group yet: a transient failure, reported
     // by sequence number so Lambda retries from it.
     let orphan = NewMessage {
-        group: GroupId::new("no-such-group").unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new("m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T12:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        group: GroupId::new("no-such-group").expect("the group id is valid"),
+        id: MessageId::new("m1").expect("the message id is valid"),
+        at: Timestamp::parse("2026-11-20T12:00:00Z").expect("the timestamp parses"),
         sender: message_groups::Participant {
-            user_uuid: UserId::new("u1").unwrap_or_else(|e| panic!("{e}")),
+            user_uuid: UserId::new("u1").expect("the user id is valid"),
             user_handle: "u1".into(),
             user_display_name: "U".into(),
         },
@@ -126,12 +128,12 @@ async fn message_groups_binary_answers_batch_item_failures() {
     t.exec()
         .batch_put(vec![orphan.item()])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let records = t.stream_records().await;
     let orphan_record = records
         .iter()
         .find(|r| r.key_str("pk") == Some("MSG#no-such-group"))
-        .unwrap_or_else(|| panic!("no stream record for the orphan"));
+        .expect("the orphan has a stream record");
     let seq = orphan_record.dynamodb.sequence_number.clone();
     assert_eq!(
         run.invoke(&table_event(&[orphan_record])).await,
@@ -159,22 +161,24 @@ async fn stream_functions_write_emf_metrics_of_every_batch() {
     let event_text = fixture("lambda-dynamodb-event.json");
     restore_sources(t.exec(), &stream_event_records(&event_text))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sources are restored");
     let delivered = serde_json::from_str::<Value>(&event_text)
         .ok()
         .and_then(|v| v["Records"].as_array().map(Vec::len))
         .unwrap_or_default();
     let log = std::env::temp_dir().join(format!("{}-stdout.log", t.name));
-    let out = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-    let binary = build_binary("message-groups", false).unwrap_or_else(|e| panic!("{e}"));
-    let api = RuntimeApi::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let out = std::fs::File::create(&log).expect("the file is created");
+    let binary = build_binary("message-groups", false).expect("the binary builds");
+    let api = RuntimeApi::start()
+        .await
+        .expect("the local Runtime API starts");
     let env = function_env(&t.name);
     let mut function = Function::start_with_stdout(&binary, &api, &env, Some(out))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the function binary starts");
     let answer = api
         .invoke(&event_text, WAIT)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the function answers");
     assert_eq!(response_json(answer), no_failures());
 
     // One EMF document per batch, written before the answer.
@@ -229,11 +233,11 @@ async fn stream_functions_write_emf_metrics_of_every_batch() {
 
     // A second batch that fails: its own document, the failure counted.
     let orphan = NewMessage {
-        group: GroupId::new("no-such-group").unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new("m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T12:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        group: GroupId::new("no-such-group").expect("the group id is valid"),
+        id: MessageId::new("m1").expect("the message id is valid"),
+        at: Timestamp::parse("2026-11-20T12:00:00Z").expect("the timestamp parses"),
         sender: message_groups::Participant {
-            user_uuid: UserId::new("u1").unwrap_or_else(|e| panic!("{e}")),
+            user_uuid: UserId::new("u1").expect("the user id is valid"),
             user_handle: "u1".into(),
             user_display_name: "U".into(),
         },
@@ -242,16 +246,16 @@ async fn stream_functions_write_emf_metrics_of_every_batch() {
     t.exec()
         .batch_put(vec![orphan.item()])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let records = t.stream_records().await;
     let orphan_record = records
         .iter()
         .find(|r| r.key_str("pk") == Some("MSG#no-such-group"))
-        .unwrap_or_else(|| panic!("no stream record for the orphan"));
+        .expect("the orphan has a stream record");
     let _ = api
         .invoke(&table_event(&[orphan_record]), WAIT)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the function answers");
     let docs = emf_lines(&log);
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[1]["Records"], 1.0);
@@ -284,10 +288,10 @@ async fn extension_of(t: &TestTable, agent: &str) -> Option<String> {
 async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
     let t = table("rt-ext").await;
     // Extensions 1 to 9.
-    let spec = extensions::pool::PoolSpec::new(1, "0").unwrap_or_else(|e| panic!("{e}"));
+    let spec = extensions::pool::PoolSpec::new(1, "0").expect("the pool spec is valid");
     extensions::pool::init(t.exec(), &spec, 4, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let mut seen = t.stream_records().await.len();
     t.exec()
         .batch_put(vec![
@@ -295,7 +299,7 @@ async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
             WaitingProfile::new("rt-b", "2026-11-20T08:00:01.000000Z").item(),
         ])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let all = t.stream_records().await;
     let fresh: Vec<&StreamRecord> = all[seen..].iter().collect();
     seen = all.len();
@@ -304,12 +308,12 @@ async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
         .iter()
         .find(|r| r.key_str("pk") == Some("AGENT#rt-b"))
         .map(|r| r.dynamodb.sequence_number.clone())
-        .unwrap_or_else(|| panic!("no record of rt-b"));
+        .expect("rt-b has a stream record");
 
     // DynamoDB fails every write of agent rt-b: its record is reported, rt-a's is not.
     let proxy = FaultProxy::start(&endpoint_url())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the proxy starts");
     proxy.set_fault(Some(Fault::on_body("TransactWriteItems", "AGENT#rt-b")));
     let run = Running::start(
         "extensions",
@@ -355,7 +359,7 @@ async fn agent_activity_binary_folds_the_fixture_and_generated_batches() {
     let t = table("rt-aa").await;
     let proxy = FaultProxy::start(&endpoint_url())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the proxy starts");
     let run = Running::start(
         "agent-activity",
         &t,
@@ -445,7 +449,7 @@ async fn extension_lookup_binary_answers_connect_a_flat_string_map() {
     t.exec()
         .batch_put(vec![ext, profile])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let run = Running::start("extension-lookup", &t, None, &[]).await;
 
     // The contact flow's event asks for "42": agent found.
@@ -506,8 +510,8 @@ async fn extension_lookup_binary_answers_connect_a_flat_string_map() {
 #[tokio::test]
 async fn reconcile_binary_runs_on_a_scheduled_event_against_connect() {
     let t = table("rt-reconcile").await;
-    let pages: Vec<Value> =
-        serde_json::from_str(&fixture("connect-list-users.json")).unwrap_or_else(|e| panic!("{e}"));
+    let pages: Vec<Value> = serde_json::from_str(&fixture("connect-list-users.json"))
+        .expect("the text is JSON of that shape");
     let stub = ConnectStub::start(pages, 1).await;
     let run = Running::start(
         "reconcile",

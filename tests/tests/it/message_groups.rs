@@ -54,12 +54,12 @@ async fn lambda_fixture_ends_with_the_first_message_shown() {
     // The table holds what the records describe (the app wrote it).
     restore_sources(t.exec(), &records)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sources are restored");
 
     // Through the Lambda adapter, with the event as Lambda delivers it.
     let event: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&fixture("lambda-dynamodb-event.json"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the text is JSON of that shape");
     let response =
         streamfold_shared::lambda::handle_dynamodb_event(&MessageGroups, t.ctx(), event).await;
     assert_eq!(
@@ -99,7 +99,7 @@ async fn lambda_fixture_ends_with_the_first_message_shown() {
         dead[0]["error"]
     );
     let raw: StreamRecord = serde_json::from_str(dead[0]["raw"].as_str().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("raw record does not read back: {e}"));
+        .expect("the raw record reads back");
     assert_eq!(raw.event_id, "00000000000000000000000000000008");
 
     // Delivered again: nothing changes, not even the dead letter.
@@ -115,7 +115,7 @@ async fn fixture_outcomes_are_classified() {
     let records = fixture_records();
     restore_sources(t.exec(), &records)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sources are restored");
     let report = process(&t, &records).await;
     let kinds: Vec<&str> = report
         .outcomes
@@ -148,26 +148,26 @@ async fn conversation_records(t: &TestTable) -> Vec<StreamRecord> {
     let first = message(G1, "m1", "2026-11-20T10:00:00Z", &a, "one");
     chat::create_group(exec, [a.clone(), b.clone()], first.at, &first)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the group is created");
     for (id, at, from, text) in [
         ("m2", "2026-11-20T10:01:00Z", &b, "two"),
         ("m3", "2026-11-20T10:02:00Z", &a, "three"),
     ] {
         chat::post(exec, &message(G1, id, at, from, text))
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the message is posted");
     }
     let g2 = "g2-0000";
     let first = message(g2, "n1", "2026-11-20T09:00:00Z", &c, "hello");
     chat::create_group(exec, [c.clone(), a.clone()], first.at, &first)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the group is created");
     chat::post(
         exec,
         &message(g2, "n2", "2026-11-20T11:00:00Z", &a, "latest"),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the message is posted");
     t.stream_records().await
 }
 
@@ -214,11 +214,9 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
     let first = message(G1, "m1", "2026-11-20T10:00:00Z", &a, "one");
     chat::create_group(exec, [a.clone(), b.clone()], first.at, &first)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the group is created");
     let m2 = message(G1, "m2", "2026-11-20T10:01:00Z", &b, "two");
-    chat::post(exec, &m2)
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    chat::post(exec, &m2).await.expect("the message is posted");
     let batch1 = t.stream_records().await;
     process(&t, &batch1).await;
     assert_eq!(
@@ -239,7 +237,7 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
         .expression_attribute_values(":m", streamfold_shared::attrs::sv("two, edited"))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("UpdateItem is answered");
     let all = t.stream_records().await;
     process(&t, &all).await;
     assert_eq!(
@@ -264,7 +262,7 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
         )
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("DeleteItem is answered");
     let all = t.stream_records().await;
     process(&t, &all).await;
     let shown = previews(&t, ANDREW).await;
@@ -294,7 +292,7 @@ async fn stale_redelivery_never_resurrects_a_deleted_or_edited_message() {
         )
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("DeleteItem is answered");
     let all = t.stream_records().await;
     process(&t, &all).await;
     assert!(previews(&t, ANDREW).await.is_empty());
@@ -317,7 +315,7 @@ async fn thousand_messages_into_fifty_groups_cost_one_transaction_per_group() {
         let first = message(&group, "first", "2026-11-20T08:00:00Z", a, "first");
         chat::create_group(t.exec(), [a.clone(), b.clone()], first.at, &first)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the group is created");
         for i in 0..19 {
             let n = g * 19 + i;
             // Shuffled times, so the newest is not the last written.
@@ -334,7 +332,7 @@ async fn thousand_messages_into_fifty_groups_cost_one_transaction_per_group() {
     t.exec()
         .batch_put(items)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the group is created");
     let records = t.stream_records().await;
     assert_eq!(records.len(), 50 * 20 + 50);
     t.counter().reset();
@@ -379,7 +377,7 @@ async fn first_message_in_the_same_batch_as_its_group() {
     let first = message(G1, "m1", "2026-11-20T10:00:00Z", &a, "hi");
     chat::create_group(t.exec(), [a, b], first.at, &first)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the group is created");
     let records = t.stream_records().await;
     assert_eq!(records.len(), 2, "group and message in one batch");
     let report = process(&t, &records).await;
@@ -401,7 +399,7 @@ async fn equal_timestamps_in_two_groups_lose_no_preview() {
         let m = message(group, "m1", "2026-11-20T10:00:00Z", &a, group);
         chat::create_group(t.exec(), [a.clone(), other.clone()], m.at, &m)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the group is created");
     }
     let records = t.stream_records().await;
     process(&t, &records).await;
@@ -423,7 +421,7 @@ async fn a_message_before_its_group_is_retried_not_dropped() {
     t.exec()
         .batch_put(vec![m.item()])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let records = t.stream_records().await;
     let report = process(&t, &records).await;
     assert_eq!(
@@ -444,7 +442,7 @@ async fn a_message_before_its_group_is_retried_not_dropped() {
     let g = message(G1, "m0", "2026-11-20T09:00:00Z", &b, "zero");
     chat::create_group(t.exec(), [a, b], g.at, &g)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the group is created");
     let report = process(&t, &records).await;
     assert!(report.failures.is_empty());
     assert_eq!(
@@ -492,7 +490,7 @@ async fn seed_then_tail_until_idle_shows_both_lists() {
     let t = table("mg-tail").await;
     chat::seed(t.exec())
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the demo conversations are seeded");
     let pipeline = streamfold::pipeline::Pipeline::new(t.ctx().clone(), &[]);
     let opts = streamfold::tail::TailOptions {
         until_idle: true,
@@ -501,12 +499,12 @@ async fn seed_then_tail_until_idle_shows_both_lists() {
     };
     let counts = streamfold::tail::tail(&t.app, &pipeline, &opts)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("tail runs to its end");
     assert_eq!(counts.failed, 0);
-    let user = UserId::new(ANDREW).unwrap_or_else(|e| panic!("{e}"));
+    let user = UserId::new(ANDREW).expect("the user id is valid");
     let (list, _) = chat::list_conversations(t.exec(), &user, 20, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the conversations are listed");
     let texts: Vec<&str> = list.iter().map(|p| p.message.as_str()).collect();
     assert_eq!(
         texts,
@@ -518,16 +516,16 @@ async fn seed_then_tail_until_idle_shows_both_lists() {
     // Pagination: one per page, the cursor reaches the second.
     let (page1, cursor) = chat::list_conversations(t.exec(), &user, 1, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the conversations are listed");
     assert_eq!(page1.len(), 1);
     let (page2, _) = chat::list_conversations(t.exec(), &user, 1, cursor.as_deref())
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the conversations are listed");
     assert_eq!(page2[0].message, "Running late, start without me!");
     // Tail again from the start: nothing changes.
     let before = t.snapshot().await;
     streamfold::tail::tail(&t.app, &pipeline, &opts)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("tail runs to its end");
     assert_eq!(t.snapshot().await, before);
 }

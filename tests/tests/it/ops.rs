@@ -34,7 +34,7 @@ async fn orphan_dead_lettered(t: &TestTable) -> NewMessage {
     t.exec()
         .batch_put(vec![orphan.item()])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
     let records = t.stream_records().await;
     let file = temp_file(&format!("{}-orphan.jsonl", t.name));
     std::fs::write(&file, json_lines(&records)).expect("the capture is written");
@@ -54,8 +54,8 @@ async fn orphan_dead_lettered(t: &TestTable) -> NewMessage {
 async fn create_the_missing_group(t: &TestTable, group: &GroupId) {
     let first = NewMessage {
         group: group.clone(),
-        id: MessageId::new("late-m1").unwrap_or_else(|e| panic!("{e}")),
-        at: Timestamp::parse("2026-11-20T11:00:00Z").unwrap_or_else(|e| panic!("{e}")),
+        id: MessageId::new("late-m1").expect("the message id is valid"),
+        at: Timestamp::parse("2026-11-20T11:00:00Z").expect("the timestamp parses"),
         sender: user("ops-u2", "two"),
         text: "the first".into(),
     };
@@ -66,7 +66,7 @@ async fn create_the_missing_group(t: &TestTable, group: &GroupId) {
         &first,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the group is created");
 }
 
 #[tokio::test]
@@ -268,7 +268,7 @@ async fn orphan_id(t: &TestTable) -> String {
         .into_iter()
         .find(|l| l["raw"].as_str().unwrap_or_default().contains(GROUP))
         .and_then(|l| l["record_id"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| panic!("no dead letter of the orphan"))
+        .expect("the orphan is dead-lettered")
 }
 
 #[tokio::test]
@@ -276,7 +276,7 @@ async fn tail_shows_the_functions_figures_and_status_sees_its_checkpoints() {
     let t = table("ops-tail").await;
     chat::seed(t.exec())
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the demo conversations are seeded");
     // Before tail: the stream holds records no checkpoint covers and the
     // previews are not there yet: needs attention.
     let (code, stdout, stderr) = run(&t.name, &["status", "--json"]).await;
@@ -373,7 +373,7 @@ async fn a_retry_racing_the_live_pipeline_ends_as_either_alone() {
         .await
         .into_iter()
         .find(|r| r.key_str("pk") == Some(&format!("MSG#{GROUP}")))
-        .unwrap_or_else(|| panic!("no stream record of the orphan"));
+        .expect("the orphan has a stream record");
     create_the_missing_group(&t, &orphan.group).await;
     // The live pipeline gets the record again (a redelivery) while the
     // operator retries its dead letter.

@@ -121,7 +121,7 @@ const DAY: &str = "2026-11-20";
 
 fn participant(n: usize) -> Participant {
     Participant {
-        user_uuid: UserId::new(format!("user-{n}")).unwrap_or_else(|e| panic!("{e}")),
+        user_uuid: UserId::new(format!("user-{n}")).expect("the user id is valid"),
         user_handle: format!("u{n}"),
         user_display_name: format!("User {n}"),
     }
@@ -149,9 +149,9 @@ fn chat_log(rng: &mut fastrand::Rng) -> Vec<([Participant; 2], Vec<NewMessage>)>
             if rng.bool() { "" } else { ".5" }
         );
         messages.push(NewMessage {
-            group: GroupId::new(format!("group-{g}")).unwrap_or_else(|e| panic!("{e}")),
-            id: MessageId::new(format!("m{:08x}", rng.u32(..))).unwrap_or_else(|e| panic!("{e}")),
-            at: Timestamp::parse(&at).unwrap_or_else(|e| panic!("{e}")),
+            group: GroupId::new(format!("group-{g}")).expect("the group id is valid"),
+            id: MessageId::new(format!("m{:08x}", rng.u32(..))).expect("the message id is valid"),
+            at: Timestamp::parse(&at).expect("the timestamp parses"),
             sender: pair[rng.usize(0..2)].clone(),
             text: format!("text {n}"),
         });
@@ -172,13 +172,13 @@ async fn write_chat(
         };
         chat::create_group(t.exec(), pair.clone(), first.at, first)
             .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+            .expect("the group is created");
         rest.extend(others.iter().map(NewMessage::item));
     }
     t.exec()
         .batch_put(rest)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the group is created");
     t.stream_records().await
 }
 
@@ -482,25 +482,25 @@ async fn write_directory(
     log: &[(usize, bool)],
 ) -> Vec<streamfold_shared::record::StreamRecord> {
     let spec =
-        extensions::pool::PoolSpec::new(1, &format!("{pool}-9")).unwrap_or_else(|e| panic!("{e}"));
+        extensions::pool::PoolSpec::new(1, &format!("{pool}-9")).expect("the pool spec is valid");
     extensions::pool::init(t.exec(), &spec, 4, &|_| {})
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the extension pool is initialised");
     let skip = t.stream_records().await.len();
-    let base = Timestamp::parse("2026-11-20T08:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+    let base = Timestamp::parse("2026-11-20T08:00:00Z").expect("the timestamp parses");
     for (i, (a, arrives)) in log.iter().enumerate() {
         let id = format!("prop-agent-{a:02}");
         if *arrives {
             t.exec()
                 .batch_put(vec![agent_profile(&id, base.plus_seconds(i as i64))])
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the items are written");
         } else {
             let agent =
-                streamfold_shared::ids::AgentId::new(id.as_str()).unwrap_or_else(|e| panic!("{e}"));
+                streamfold_shared::ids::AgentId::new(id.as_str()).expect("the agent id is valid");
             reconcile::remove_profile(t.ctx(), &agent)
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the profile is removed");
         }
     }
     let mut records = t.stream_records().await;
@@ -524,7 +524,7 @@ async fn assignments(t: &TestTable) -> BTreeMap<String, String> {
 async fn pool_census(t: &TestTable, seed: u64) -> extensions::census::Census {
     let c = extensions::census::census(t.exec())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the pool census is read");
     assert!(c.violations.is_empty(), "seed {seed}: {:#?}", c.violations);
     assert_eq!(
         (c.pending_release, c.unqueued),

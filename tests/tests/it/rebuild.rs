@@ -23,7 +23,7 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
     let t = table("rebuild").await;
     chat::seed(t.exec())
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the demo conversations are seeded");
     let records = t.stream_records().await;
     let report = run_batch(&MessageGroups, t.ctx(), &records).await;
     assert!(report.failures.is_empty(), "{:?}", report.outcomes);
@@ -32,7 +32,7 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
 
     let clean = rebuild::run(&t.app, CHECK, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the rebuild runs");
     assert!(clean.is_clean(), "{clean:?}");
     assert!(clean.groups >= 3);
 
@@ -44,13 +44,13 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
                 p["pk"].as_str().unwrap_or_default(),
                 p["sk"].as_str().unwrap_or_default(),
             )
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the key parses")
         })
         .collect();
     t.exec()
         .batch_delete(&keys)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are deleted");
     let group = before[0]["message_group_uuid"].as_str().unwrap_or_default();
     let orphan = Item::from([
         (
@@ -72,11 +72,11 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
     t.exec()
         .batch_put(vec![orphan])
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the items are written");
 
     let found = rebuild::run(&t.app, CHECK, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the rebuild runs");
     assert_eq!(found.previews_wrong.len() as u64, found.groups, "{found:?}");
     assert_eq!(found.orphans.len(), 1, "{found:?}");
     assert_eq!(found.repaired, 0);
@@ -90,13 +90,13 @@ async fn rebuild_after_deleting_all_previews_gives_identical_previews() {
         false,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the rebuild runs");
     assert!(fixed.repair_failed.is_empty(), "{fixed:?}");
     assert_eq!(fixed.repaired, found.groups + 1);
     assert_eq!(t.items_of_type("preview").await, before);
 
     let again = rebuild::run(&t.app, CHECK, false)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the rebuild runs");
     assert!(again.is_clean(), "{again:?}");
 }

@@ -28,10 +28,10 @@ const GROUP: &str = "redrive-group";
 /// A conversation of five messages, written as the app writes it.
 async fn write_sources(t: &TestTable) {
     let (a, b) = (user("rd-u1", "one"), user("rd-u2", "two"));
-    let base = Timestamp::parse("2026-11-20T09:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+    let base = Timestamp::parse("2026-11-20T09:00:00Z").expect("the timestamp parses");
     let message = |i: usize| NewMessage {
-        group: GroupId::new(GROUP).unwrap_or_else(|e| panic!("{e}")),
-        id: MessageId::new(format!("rd-m{i}")).unwrap_or_else(|e| panic!("{e}")),
+        group: GroupId::new(GROUP).expect("the group id is valid"),
+        id: MessageId::new(format!("rd-m{i}")).expect("the message id is valid"),
         at: base.plus_seconds(i as i64 * 60),
         sender: if i.is_multiple_of(2) {
             a.clone()
@@ -42,11 +42,11 @@ async fn write_sources(t: &TestTable) {
     };
     chat::create_group(t.exec(), [a.clone(), b.clone()], base, &message(0))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the group is created");
     for i in 1..5 {
         chat::post(t.exec(), &message(i))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the message is posted");
     }
 }
 
@@ -111,31 +111,33 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
     // The same sources; the function fails on its batch, every attempt.
     let t = table("redrive").await;
     write_sources(&t).await;
-    let arn = t.app.stream_arn().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let arn = t.app.stream_arn().await.expect("the table has a stream");
     let shards = streamfold::tail::list_shards(&t.app.streams(), &arn)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the shards are listed");
     assert_eq!(shards.len(), 1);
     let records = t.stream_records().await;
     let proxy = FaultProxy::start(&endpoint_url())
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the proxy starts");
     proxy.set_fault(Some(Fault::on("TransactWriteItems")));
-    let binary = build_binary("message-groups", false).unwrap_or_else(|e| panic!("{e}"));
-    let api = RuntimeApi::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let binary = build_binary("message-groups", false).expect("the binary builds");
+    let api = RuntimeApi::start()
+        .await
+        .expect("the local Runtime API starts");
     let mut env = function_env(&t.name);
     env.retain(|(k, _)| *k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL", proxy.url.clone()));
     env.push(("AWS_MAX_ATTEMPTS", "1".to_owned()));
-    let mut function = Function::start(&binary, &api, &env).unwrap_or_else(|e| panic!("{e}"));
+    let mut function = Function::start(&binary, &api, &env).expect("the function binary starts");
     let answer = api
         .invoke(&table_event(&records, &arn), Duration::from_secs(120))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the function answers");
     let Answer::Response(body) = answer else {
         panic!("the function answered an error")
     };
-    let failed: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    let failed: Value = serde_json::from_str(&body).expect("the text is JSON of that shape");
     let first_failed = failed["batchItemFailures"][0]["itemIdentifier"]
         .as_str()
         .unwrap_or_else(|| panic!("nothing failed: {failed}"))
@@ -165,7 +167,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         .queue_name(format!("{}-failures", t.name))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
+        .expect("CreateQueue is answered")
         .queue_url
         .unwrap_or_default();
     sqs.send_message()
@@ -173,7 +175,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         .message_body(message.to_string())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("SendMessage is answered");
 
     // A dry run: what would be fetched, the writes on stdout, nothing written,
     // the message kept.
@@ -209,12 +211,12 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         .wait_time_seconds(1)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("ReceiveMessage is answered");
     assert!(left.messages.unwrap_or_default().is_empty());
 
     // The same range again, from a file and from S3: nothing changes.
     let file = std::env::temp_dir().join(format!("{}-onfailure.json", t.name));
-    std::fs::write(&file, message.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, message.to_string()).expect("the file is written");
     let f = file.display().to_string();
     let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str()]).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
@@ -229,7 +231,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         .bucket(&bucket)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("CreateBucket is answered");
     s3.put_object()
         .bucket(&bucket)
         .key("onfailure/2026/11/20/batch-1.json")
@@ -238,7 +240,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         ))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("PutObject is answered");
     let url = format!("s3://{bucket}/onfailure/");
     let (code, stdout, stderr) = run(&t.name, &["redrive", "--s3", &url, "--json"]).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
@@ -252,7 +254,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
     let mut lost = message.clone();
     lost["DDBStreamBatchInfo"]["startSequenceNumber"] = json!("999999999999999999999990");
     lost["DDBStreamBatchInfo"]["endSequenceNumber"] = json!("999999999999999999999999");
-    std::fs::write(&file, lost.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, lost.to_string()).expect("the file is written");
     let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str()]).await;
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("LOST"), "{stdout}");
@@ -266,7 +268,7 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
         &file,
         serde_json::to_string(&records[0]).unwrap_or_default(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("it serialises to JSON");
     let (code, stdout, _) = run(&t.name, &["redrive", f.as_str()]).await;
     assert_eq!(code, Some(1));
     assert!(
@@ -336,7 +338,7 @@ async fn a_kinesis_batch_info_is_redriven_from_the_agent_event_stream() {
         }
     });
     let file = std::env::temp_dir().join(format!("{}-kinesis-onfailure.json", t.name));
-    std::fs::write(&file, message.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, message.to_string()).expect("the file is written");
     let f = file.display().to_string();
     let (code, stdout, stderr) = run(&t.name, &["redrive", f.as_str(), "--json"]).await;
     let _ = std::fs::remove_file(&file);

@@ -32,7 +32,7 @@ async fn conversation(
     for i in 0..n {
         let message = NewMessage {
             group: group_id(group),
-            id: MessageId::new(format!("{group}-m{i}")).unwrap_or_else(|e| panic!("{e}")),
+            id: MessageId::new(format!("{group}-m{i}")).expect("the message id is valid"),
             at: base.plus_seconds(i as i64 * 30),
             sender: if i % 2 == 0 { a.clone() } else { b.clone() },
             text: format!("message {i} of {group}"),
@@ -42,10 +42,10 @@ async fn conversation(
         } else {
             chat::post(t.exec(), &message).await
         };
-        assert!(wrote.unwrap_or_else(|e| panic!("{e:#}")));
+        assert!(wrote.expect("the write is answered"));
         last = Some(message);
     }
-    last.unwrap_or_else(|| panic!("no message"))
+    last.expect("the conversation has a message")
 }
 
 /// The table's stream so far, as JSON Lines (a capture).
@@ -244,21 +244,21 @@ async fn mixed_files_replay_in_one_command_with_one_summary() {
         &lambda_file,
         serde_json::json!({ "Records": &records[..half] }).to_string(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the file is written");
     let jsonl_file = dir.join("rest.jsonl");
-    let mut f = std::fs::File::create(&jsonl_file).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = std::fs::File::create(&jsonl_file).expect("the file is created");
     for r in &records[half..] {
         writeln!(f, "{}", serde_json::to_string(r).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the line is written");
     }
     drop(f);
     // Agent events: raw JSON Lines and a Lambda Kinesis event.
     let agents = fixtures_dir().join(AGENT_EVENTS);
     let kinesis = fixtures_dir().join("lambda-kinesis-event.json");
     let kinesis_records = serde_json::from_str::<Value>(
-        &std::fs::read_to_string(&kinesis).unwrap_or_else(|e| panic!("{e}")),
+        &std::fs::read_to_string(&kinesis).expect("the file is readable"),
     )
-    .unwrap_or_else(|e| panic!("{e}"))["Records"]
+    .expect("the text is JSON of that shape")["Records"]
         .as_array()
         .map(Vec::len)
         .unwrap_or_default();
@@ -289,7 +289,7 @@ async fn mixed_files_replay_in_one_command_with_one_summary() {
     assert_eq!(t.items_of_type("preview").await.len(), 4);
     let profile = streamfold::agents::find_profile(&t.app, "mgarcia")
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the profile is read");
     assert!(profile.is_some(), "no agent profile after the replay");
 
     // Replaying the same files again changes nothing.
@@ -323,7 +323,7 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     for g in 0..groups {
         let first = NewMessage {
             group: group_id(&format!("sigint-{g:02}")),
-            id: MessageId::new("first").unwrap_or_else(|e| panic!("{e}")),
+            id: MessageId::new("first").expect("the message id is valid"),
             at: first_at,
             sender: users[2 * g].clone(),
             text: "first".to_owned(),
@@ -332,22 +332,21 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
         assert!(
             chat::create_group(t.exec(), [x, y], first_at, &first)
                 .await
-                .unwrap_or_else(|e| panic!("{e:#}"))
+                .expect("the group is created")
         );
     }
     // A large file: 20,000 messages, ten at a time per conversation.
     let dir = temp_dir("sigint");
     let file = dir.join("large.jsonl");
     let total = 20_000usize;
-    let mut w =
-        std::io::BufWriter::new(std::fs::File::create(&file).unwrap_or_else(|e| panic!("{e}")));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&file).expect("the file is created"));
     let base = at("2026-11-20T00:00:00Z");
     for i in 0..total {
         let g = (i / 10) % groups;
         let sender = &users[2 * g + i % 2];
         let m = NewMessage {
             group: group_id(&format!("sigint-{g:02}")),
-            id: MessageId::new(format!("m{i:06}")).unwrap_or_else(|e| panic!("{e}")),
+            id: MessageId::new(format!("m{i:06}")).expect("the message id is valid"),
             at: base.plus_seconds(i as i64),
             sender: sender.clone(),
             text: format!("message {i}"),
@@ -376,9 +375,9 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
                 "StreamViewType": "NEW_AND_OLD_IMAGES"
             }
         });
-        writeln!(w, "{record}").unwrap_or_else(|e| panic!("{e}"));
+        writeln!(w, "{record}").expect("the line is written");
     }
-    w.flush().unwrap_or_else(|e| panic!("{e}"));
+    w.flush().expect("the line is written");
     drop(w);
 
     let batch = 10u64;
@@ -397,8 +396,8 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
-    .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    .expect("the command starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     loop {
         match lines.next_line().await {
@@ -407,7 +406,7 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
             other => panic!("replay ended before a batch was processed: {other:?}"),
         }
     }
-    let pid = child.id().unwrap_or_else(|| panic!("no pid"));
+    let pid = child.id().expect("the child has a pid");
     // Drain stderr so the child never blocks on it.
     let drain = tokio::spawn(async move {
         let mut rest = Vec::new();
@@ -419,12 +418,9 @@ async fn ctrl_c_stops_after_the_batch_in_flight_with_a_summary_and_exit_130() {
     let sent = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("kill runs");
     assert!(sent.success());
-    let out = child
-        .wait_with_output()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = child.wait_with_output().await.expect("the child ends");
     let rest = drain.await.unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
@@ -525,9 +521,9 @@ async fn a_pretty_printed_record_a_json_array_and_an_unknown_file_are_each_read_
     // The forgiving event's group and first message as a pretty-printed
     // JSON array of Streams records.
     let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures_dir().join(FORGIVING)).unwrap_or_else(|e| panic!("{e}")),
+        &std::fs::read_to_string(fixtures_dir().join(FORGIVING)).expect("the file is readable"),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the text is JSON of that shape");
     let first_two: Vec<Value> = event["Records"]
         .as_array()
         .map(|r| r[..2].to_vec())
@@ -537,7 +533,7 @@ async fn a_pretty_printed_record_a_json_array_and_an_unknown_file_are_each_read_
         &array,
         serde_json::to_string_pretty(&first_two).unwrap_or_default(),
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("it serialises to JSON");
     let (stdout, _) = run_ok(
         &t.name,
         &["replay", "--json", "--restore-sources", &path(&array)],
@@ -565,7 +561,7 @@ async fn a_pretty_printed_record_a_json_array_and_an_unknown_file_are_each_read_
     );
     // A file that is no capture at all: one line naming what is accepted.
     let csv = dir.join("users.csv");
-    std::fs::write(&csv, "user,extension\nmgarcia,0042\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&csv, "user,extension\nmgarcia,0042\n").expect("the file is written");
     let (code, _, stderr) = run(&t.name, &["replay", &path(&csv)]).await;
     assert_eq!(code, Some(2), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();

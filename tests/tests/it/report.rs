@@ -63,11 +63,11 @@ async fn the_report_of_a_day_renders_in_headless_chromium_and_is_not_blank() {
         assert_eq!(c.failed + c.dead_lettered, 0, "{c:?}");
     }
     let day = streamfold_shared::ids::Timestamp::parse("2026-11-20T00:00:00Z")
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the timestamp parses")
         .date();
     let html = agents::report(&t.app, day, None)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the report renders");
     drop(t);
     assert!(
         html.contains("mgarcia") && html.contains("agent00002"),
@@ -85,11 +85,11 @@ async fn the_report_of_a_day_renders_in_headless_chromium_and_is_not_blank() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("sf-report-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).expect("the directory is created");
     let (page, blank) = (dir.join("report.html"), dir.join("blank.html"));
-    std::fs::write(&page, &html).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&page, &html).expect("the file is written");
     std::fs::write(&blank, "<!DOCTYPE html><html><body></body></html>")
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the file is written");
     let (page_png, blank_png) = (dir.join("report.png"), dir.join("blank.png"));
     assert!(render(&page, &page_png), "chromium rendered the report");
     assert!(render(&blank, &blank_png), "chromium rendered a blank page");

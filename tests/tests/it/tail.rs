@@ -36,13 +36,13 @@ fn users() -> [Participant; 3] {
 async fn write_messages(t: &TestTable, from: usize, to: usize) {
     let [a, b, c] = users();
     let pairs = [(a.clone(), b.clone()), (a, c.clone()), (b, c)];
-    let base = Timestamp::parse("2026-11-20T10:00:00Z").unwrap_or_else(|e| panic!("{e}"));
+    let base = Timestamp::parse("2026-11-20T10:00:00Z").expect("the timestamp parses");
     for (g, (x, y)) in pairs.iter().enumerate() {
-        let group = GroupId::new(format!("tail-group-{g}")).unwrap_or_else(|e| panic!("{e}"));
+        let group = GroupId::new(format!("tail-group-{g}")).expect("the group id is valid");
         for n in from..to {
             let message = NewMessage {
                 group: group.clone(),
-                id: MessageId::new(format!("m-{g}-{n:03}")).unwrap_or_else(|e| panic!("{e}")),
+                id: MessageId::new(format!("m-{g}-{n:03}")).expect("the message id is valid"),
                 at: base.plus_seconds((n * 60 + g) as i64),
                 sender: if n % 2 == 0 { x.clone() } else { y.clone() },
                 text: format!("message {n} of conversation {g}"),
@@ -52,7 +52,7 @@ async fn write_messages(t: &TestTable, from: usize, to: usize) {
             } else {
                 chat::post(t.exec(), &message).await
             };
-            assert!(wrote.unwrap_or_else(|e| panic!("{e:#}")));
+            assert!(wrote.expect("the write is answered"));
         }
     }
 }
@@ -84,10 +84,10 @@ async fn tail_killed_with_sigkill_and_restarted_leaves_the_same_table() {
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the command starts");
     wait_for_checkpoint(&live).await;
-    child.start_kill().unwrap_or_else(|e| panic!("{e}"));
-    let status = child.wait().await.unwrap_or_else(|e| panic!("{e}"));
+    child.start_kill().expect("the child is signalled");
+    let status = child.wait().await.expect("the command ends");
     assert_eq!(status.signal(), Some(9), "{status}");
 
     // More happens while it is down; then it resumes.
@@ -165,7 +165,7 @@ async fn split(k: &aws_sdk_kinesis::Client, stream: &str) -> (String, String, St
         .new_starting_hash_key(MIDDLE)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("SplitShard is answered");
     kinesis::wait_active(k, stream).await;
     let children: Vec<_> = kinesis::shards(k, stream)
         .await
@@ -233,7 +233,7 @@ async fn read_all(t: &TestTable, source: Source) -> Vec<(String, String, String)
         || Box::pin(std::future::pending()),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the readers run");
     recorder.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
@@ -271,21 +271,21 @@ async fn kinesis_children_are_read_only_after_their_parents() {
         .adjacent_shard_to_merge(&high)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("MergeShards is answered");
     kinesis::wait_active(&k, &stream).await;
     let merged = kinesis::shards(&k, &stream)
         .await
         .into_iter()
         .find(|s| s.adjacent_parent_shard_id.is_some())
         .map(|s| s.shard_id)
-        .unwrap_or_else(|| panic!("no merged shard"));
+        .expect("the merged shard exists");
     for n in 0..3 {
         kinesis::put(&k, &stream, "k", None, &format!("m{n}")).await;
     }
 
     let source = Source::kinesis(&t.app, &stream)
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the Kinesis source opens");
     let seen = read_all(&t, source.clone()).await;
 
     // Every record put was handed over; each shard's records in its order.
@@ -381,7 +381,7 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
         .map(str::to_owned)
         .collect();
     let arn = |line: &str| -> String {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}"));
+        let v: Value = serde_json::from_str(line).expect("the text is JSON of that shape");
         v["AgentARN"].as_str().unwrap_or_default().to_owned()
     };
     let (first, second) = events.split_at(events.len() / 2);
@@ -420,7 +420,7 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
 
     // Capture both streams, then replay the files into a fresh table.
     let dir = std::env::temp_dir().join(format!("streamfold-capture-{}", live.name));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(&dir).expect("the directory is created");
     let table_file = dir.join("table.jsonl");
     let agents_file = dir.join("agents.jsonl");
     let path = |p: &PathBuf| p.display().to_string();
@@ -465,7 +465,7 @@ async fn capture_then_replay_into_a_fresh_table_gives_the_live_projections() {
     );
     assert_eq!(captured["records"], 12, "{captured}");
     // Capture writes no checkpoints and keeps none of tail's.
-    let text = std::fs::read_to_string(&table_file).unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&table_file).expect("the file is readable");
     assert!(!text.contains("\"checkpoint\""));
 
     let fresh = table("cap-fresh").await;

@@ -37,7 +37,7 @@ async fn start_group(t: &TestTable, text: &str) -> NewMessage {
         &first,
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    .expect("the group is created");
     first
 }
 
@@ -84,7 +84,7 @@ fn assert_settled(report: &BatchReport) {
 /// The tests of this file mean something only if the endpoint enforces
 /// tokens: one transaction sent twice under one token must apply once.
 async fn assert_tokens_enforced(t: &TestTable) {
-    let key = Key::Group(GroupId::new("token-probe").unwrap_or_else(|e| panic!("{e}")));
+    let key = Key::Group(GroupId::new("token-probe").expect("the group id is valid"));
     for _ in 0..2 {
         let mut tx = t.exec().tx();
         tx.update(
@@ -95,11 +95,11 @@ async fn assert_tokens_enforced(t: &TestTable) {
             ),
             None,
         )
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the update is answered");
         t.exec()
             .transact(tx, "token-probe")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the transaction is answered");
     }
     let n = counter(t.exec(), &key).await;
     assert_eq!(
@@ -114,13 +114,13 @@ async fn assert_tokens_enforced(t: &TestTable) {
         .set_key(Some(key.to_key_map()))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("DeleteItem is answered");
 }
 
 async fn counter(exec: &Executor, key: &Key) -> u64 {
     exec.get(key, true)
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the item is read")
         .and_then(|i| match i.get("n") {
             Some(aws_sdk_dynamodb::types::AttributeValue::N(n)) => n.parse().ok(),
             _ => None,
@@ -139,7 +139,7 @@ async fn set_text(t: &TestTable, message: &NewMessage, text: &str) {
         .expression_attribute_values(":m", sv(text))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("UpdateItem is answered");
 }
 
 /// The example: the newest message edited "hello" → "hello!" →
@@ -184,10 +184,10 @@ fn proxied(t: &TestTable, proxy: &ChaosProxy) -> Context {
 }
 
 async fn proxy() -> ChaosProxy {
-    let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|e| panic!("{e}"));
+    let upstream = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL is set");
     ChaosProxy::start(&upstream, 0.0, 14, Duration::from_secs(5))
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("the proxy starts")
 }
 
 /// A transaction that is applied but whose answer is lost (the chaos
@@ -199,7 +199,7 @@ async fn a_transaction_whose_answer_was_lost_is_applied_once() {
     assert_tokens_enforced(&t).await;
     let proxy = proxy().await;
     let ctx = proxied(&t, &proxy);
-    let key = Key::Group(GroupId::new("counter").unwrap_or_else(|e| panic!("{e}")));
+    let key = Key::Group(GroupId::new("counter").expect("the group id is valid"));
     proxy.drop_transactions(2);
     let mut tx = ctx.exec.tx();
     tx.update(
@@ -210,12 +210,12 @@ async fn a_transaction_whose_answer_was_lost_is_applied_once() {
         ),
         None,
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the update is answered");
     let outcome = ctx
         .exec
         .transact(tx, "one-logical-write")
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the transaction is answered");
     assert_eq!(outcome, TxOutcome::Committed);
     assert_eq!(proxy.counts().dropped_after_write, 2);
     assert_eq!(counter(&t.exec().clone(), &key).await, 1);
@@ -282,7 +282,7 @@ async fn a_mismatch_forced_by_a_participant_change_ends_applied() {
         .expression_attribute_values(":n", sv("Ben B."))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("UpdateItem is answered");
     for p in t.items_of_type("preview").await {
         t.app
             .ddb()
@@ -292,7 +292,7 @@ async fn a_mismatch_forced_by_a_participant_change_ends_applied() {
             .key("sk", sv(p["sk"].as_str().unwrap_or_default()))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
+            .expect("DeleteItem is answered");
     }
 
     let report = run_batch(&MessageGroups, t.ctx(), &records).await;
@@ -323,7 +323,7 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
     let instance = "aaaaaaaa-bbbb-cccc-dddd-111111111111";
     let pages: Vec<serde_json::Value> =
         serde_json::from_str(&streamfold_tests::fixture("connect-list-users.json"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the text is JSON of that shape");
     let stub = streamfold_tests::connect_stub::ConnectStub::start(pages.clone(), 0).await;
     let connect = reconcile::connect_client(&t.app.sdk, Some(&stub.url));
     let mut opts = reconcile::Options::new(format!(
@@ -334,7 +334,7 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
     opts.settle = false;
     let first = reconcile::reconcile(t.ctx(), &connect, &opts)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("reconcile runs");
     assert!(first.created > 0, "{first:?}");
     let id = pages[0]["UserSummaryList"][0]["Id"]
         .as_str()
@@ -346,7 +346,7 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
         .to_owned();
     let renamed = format!("{original}-renamed");
     let agent = Key::Profile(
-        streamfold_shared::ids::AgentId::new(id.as_str()).unwrap_or_else(|e| panic!("{e}")),
+        streamfold_shared::ids::AgentId::new(id.as_str()).expect("the agent id is valid"),
     );
     for name in [&renamed, &original, &renamed] {
         let mut now = pages.clone();
@@ -354,13 +354,13 @@ async fn a_username_flipping_back_and_forth_is_renamed_every_time() {
         stub.set_pages(now);
         let report = reconcile::reconcile(t.ctx(), &connect, &opts)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("reconcile runs");
         assert_eq!(report.renamed, 1, "to {name}: {report:?}");
         let profile = t
             .exec()
             .get(&agent, true)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the item is read")
             .unwrap_or_default();
         assert_eq!(
             streamfold_shared::attrs::s(&profile, "username"),
@@ -380,7 +380,7 @@ fn add(exec: &Executor, key: &Key, n: u32) -> streamfold_shared::executor::Tx {
         ),
         None,
     )
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the update is answered");
     tx
 }
 
@@ -393,18 +393,18 @@ async fn a_mismatch_is_an_answer_to_plan_again() {
     let t = table("tok-plan-again").await;
     assert_tokens_enforced(&t).await;
     let exec = t.exec();
-    let key = Key::Group(GroupId::new("counter").unwrap_or_else(|e| panic!("{e}")));
+    let key = Key::Group(GroupId::new("counter").expect("the group id is valid"));
     let parts = ["a command", "its write"];
     let first = streamfold_shared::executor::token(&parts);
     let outcome = exec
         .transact(add(exec, &key, 1), &first)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the transaction is answered");
     assert_eq!(outcome, TxOutcome::Committed);
     let outcome = exec
         .transact(add(exec, &key, 2), &first)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the transaction is answered");
     assert!(
         matches!(&outcome, TxOutcome::PlanAgain(why) if why.contains("IdempotentParameterMismatch")),
         "{outcome:?}"
@@ -413,7 +413,7 @@ async fn a_mismatch_is_an_answer_to_plan_again() {
     let outcome = exec
         .transact_planned(add(exec, &key, 2), &parts)
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the transaction is answered");
     assert_eq!(outcome, TxOutcome::Committed);
     assert_eq!(counter(exec, &key).await, 3);
 }
