@@ -16,6 +16,8 @@
 //!
 //! Run with `cargo run --release -p streamfold-bench -- <command>`.
 
+// Needed: computing the layout of `versus::agents::run`'s future (SDK
+// futures nested in it) goes 130 queries deep, past the default limit of 128.
 #![recursion_limit = "256"]
 
 use std::io::Write as _;

@@ -1,8 +1,6 @@
 //! The `streamfold` CLI as a library: every command is a function the binary
 //! and the integration tests call alike.
 
-#![recursion_limit = "256"]
-
 pub mod agents;
 pub mod app;
 pub mod capture;

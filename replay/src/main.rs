@@ -1,7 +1,5 @@
 //! The `streamfold` command.
 
-#![recursion_limit = "256"]
-
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -11,7 +11,6 @@
 // Tests say why they expect a value: `.expect("the table is created")`
 // (the workspace denies `expect` outside tests, and `unwrap` everywhere).
 #![allow(clippy::expect_used)]
-#![recursion_limit = "256"]
 
 pub mod builders;
 pub mod chaos;

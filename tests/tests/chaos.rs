@@ -9,7 +9,6 @@
 // Tests say why they expect a value: `.expect("the table is created")`
 // (the workspace denies `expect` outside tests, and `unwrap` everywhere).
 #![allow(clippy::expect_used)]
-#![recursion_limit = "256"]
 
 use std::time::Duration;
 

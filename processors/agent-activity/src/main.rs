@@ -1,6 +1,5 @@
 //! The agent-activity Lambda function: Kinesis events of Connect's agent
 //! event stream in, `batchItemFailures` out.
-#![recursion_limit = "256"]
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

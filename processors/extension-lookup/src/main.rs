@@ -1,6 +1,5 @@
 //! The extension-lookup Lambda function for Connect contact flows. Any JSON
 //! in, a flat string map out; it never returns an error to Connect.
-#![recursion_limit = "256"]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! The extensions Lambda function: DynamoDB Streams events of the table in,
 //! `batchItemFailures` out.
-#![recursion_limit = "256"]
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -2,7 +2,6 @@
 //! environment: `CONNECT_INSTANCE_ID` (required), `EXPORT_S3_URL`
 //! (optional, `s3://bucket/key`), `RECONCILE_MAX_DELETES` (default 100),
 //! and the table from `STREAMFOLD_TABLE`.
-#![recursion_limit = "256"]
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;

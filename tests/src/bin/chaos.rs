@@ -13,8 +13,6 @@
 //! `STREAMFOLD_MOTO_TXN=items scripts/endpoint start`). Exits 1 unless
 //! every scenario ends identical to its fault-free run with no dead letter.
 
-#![recursion_limit = "256"]
-
 use std::process::ExitCode;
 use std::time::Duration;
 

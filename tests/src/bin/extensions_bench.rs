@@ -12,7 +12,6 @@
 // A benchmark of the tests crate: like the tests, it says why it expects a
 // value (`.expect("the items are written")`); `unwrap` stays denied.
 #![allow(clippy::expect_used)]
-#![recursion_limit = "256"]
 
 use std::time::Instant;
 

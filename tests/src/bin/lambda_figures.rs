@@ -25,8 +25,6 @@
 //! target/release with STREAMFOLD_FIGURES_PREBUILT=1); the local endpoint is
 //! moto on loopback, so DynamoDB's own latency is moto's.
 
-#![recursion_limit = "256"]
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
