@@ -5,8 +5,9 @@
 //! ([`guard`]).
 //!
 //! What tests build their inputs from is in [`builders`]; the real
-//! `streamfold` binary in [`cli`]; Kinesis streams in [`kinesis`]; the
-//! Lambda functions as Lambda runs them in [`runtime_api`].
+//! `streamfold` binary in [`cli`]; Kinesis streams in [`kinesis`], S3
+//! objects in [`s3`]; the Lambda functions as Lambda runs them in
+//! [`runtime_api`].
 
 // Tests say why they expect a value: `.expect("the table is created")`
 // (the workspace denies `expect` outside tests, and `unwrap` everywhere).
@@ -20,6 +21,7 @@ pub mod connect_stub;
 pub mod guard;
 pub mod kinesis;
 pub mod runtime_api;
+pub mod s3;
 pub mod serial_proxy;
 
 use std::collections::BTreeMap;

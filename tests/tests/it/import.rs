@@ -347,20 +347,13 @@ async fn import_extensions_from_a_csv_file_and_from_s3() {
     // The same export from S3 (the local endpoint serves it): nothing new.
     let s3 = reconcile::s3_client(&tt.app.sdk);
     let bucket = format!("import-{}", std::process::id());
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("CreateBucket is answered");
-    s3.put_object()
-        .bucket(&bucket)
-        .key("export/extensions.csv")
-        .body(aws_sdk_s3::primitives::ByteStream::from(
-            csv.as_bytes().to_vec(),
-        ))
-        .send()
-        .await
-        .expect("PutObject is answered");
+    streamfold_tests::s3::put_object(
+        &s3,
+        &bucket,
+        "export/extensions.csv",
+        csv.as_bytes().to_vec(),
+    )
+    .await;
     let before = tt.snapshot().await;
     let s = run(format!("s3://{bucket}/export/extensions.csv"), false).await;
     assert_eq!((s.already_reserved, s.reserved), (2, 0), "{s:#?}");

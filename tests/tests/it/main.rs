@@ -30,8 +30,8 @@
 //! - Inputs: `streamfold_tests::builders` (`user`, `message`, `at`,
 //!   `group_id`, `WaitingProfile`, `fixture_records`, `json_lines`, …) and
 //!   the fixtures (`streamfold_tests::fixture("name")`, described in
-//!   `tests/fixtures/README.md`); Kinesis streams:
-//!   `streamfold_tests::kinesis`.
+//!   `tests/fixtures/README.md`); Kinesis streams and S3 objects:
+//!   `streamfold_tests::kinesis`, `streamfold_tests::s3`.
 //! - The CLI: `streamfold_tests::cli` (`run`, `run_ok`, `summary`, `cli`);
 //!   Lambda binaries: `streamfold_tests::runtime_api`; the Connect stub,
 //!   the chaos and serial proxies: their modules in `tests/src/`.

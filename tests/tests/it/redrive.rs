@@ -227,20 +227,13 @@ async fn redriving_lambdas_on_failure_messages_restores_what_a_failure_free_run_
             .build(),
     );
     let bucket = format!("{}-failures", t.name).to_ascii_lowercase();
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("CreateBucket is answered");
-    s3.put_object()
-        .bucket(&bucket)
-        .key("onfailure/2026/11/20/batch-1.json")
-        .body(aws_sdk_s3::primitives::ByteStream::from(
-            message.to_string().into_bytes(),
-        ))
-        .send()
-        .await
-        .expect("PutObject is answered");
+    streamfold_tests::s3::put_object(
+        &s3,
+        &bucket,
+        "onfailure/2026/11/20/batch-1.json",
+        message.to_string().into_bytes(),
+    )
+    .await;
     let url = format!("s3://{bucket}/onfailure/");
     let (code, stdout, stderr) = run(&t.name, &["redrive", "--s3", &url, "--json"]).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
