@@ -534,12 +534,13 @@ class ConsumedShapeTest(unittest.TestCase):
 
 
 class CapacityEndToEndTest(ServerTest):
-    """ConsumedCapacity through moto's server with the patches, on a table
+    """ConsumedCapacity through moto's server with every patch, on a table
     shaped like schemas/table.json (gsi1 and gsi2 projecting ALL) plus a local
     secondary index projecting KEYS_ONLY."""
 
     @classmethod
     def patch(cls):
+        moto_server._patch()  # as scripts/test runs it: STREAMFOLD_MOTO_TXN=items
         moto_server._patch_capacity()
         moto_server._patch_tokens(TokenRegistry(window_s=600))
 
@@ -655,6 +656,17 @@ class CapacityEndToEndTest(ServerTest):
         self.assertEqual(out["ConsumedCapacity"], {"TableName": "cap", "CapacityUnits": 2.0, "Table": {"CapacityUnits": 2.0}})
         out = self.ok("Query", dict(query, Limit=1))
         self.assertEqual(out["ConsumedCapacity"]["CapacityUnits"], 1.0)
+        unfiltered = {k: v for k, v in query.items() if k != "FilterExpression"}
+        unfiltered["ExpressionAttributeValues"] = {":p": {"S": "q"}}
+        out = self.ok("Query", dict(unfiltered, Select="COUNT"))
+        self.assertEqual((out["Count"], out["ConsumedCapacity"]["CapacityUnits"]), (3, 2.0))
+        out = self.ok("Query", dict(unfiltered, ProjectionExpression="sk"))
+        self.assertEqual(out["Items"], [{"sk": {"S": sk}} for sk in "123"])
+        self.assertEqual(out["ConsumedCapacity"]["CapacityUnits"], 2.0)
+        out = self.ok("Scan", {"TableName": "cap", "FilterExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "q"}},
+                               "ReturnConsumedCapacity": "TOTAL"})
+        self.assertEqual(out["Count"], 3)
+        self.assertGreaterEqual(out["ConsumedCapacity"]["CapacityUnits"], 1.0)  # every item of the table
         out = self.ok("Query", {
             "TableName": "cap", "IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :p",
             "ExpressionAttributeValues": {":p": {"S": "qq"}}, "ReturnConsumedCapacity": "INDEXES",
@@ -679,6 +691,46 @@ class CapacityEndToEndTest(ServerTest):
             "Keys": [self.key("b1"), self.key("b2"), self.key("b-absent")], "ConsistentRead": True,
         }}, "ReturnConsumedCapacity": "TOTAL"})
         self.assertEqual(out["ConsumedCapacity"], [{"TableName": "cap", "CapacityUnits": 3.0}])
+
+    def test_a_failed_write_answers_the_error_alone(self):
+        """A condition not met is DynamoDB's error, with no ConsumedCapacity
+        (an error carries none), and writes nothing; so is a cancelled
+        transaction."""
+        item = padded(1500, **self.key("f"), gsi1pk={"S": "f"}, gsi1sk={"S": "1"})
+        self.put(item)
+        status, out = self.call("PutItem", {
+            "TableName": "cap", "Item": dict(item, p={"S": "changed"}), "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnConsumedCapacity": "INDEXES",
+        })
+        self.assertEqual(status, 400)
+        self.assertTrue(out.get("__type", "").endswith("#ConditionalCheckFailedException"), out)
+        self.assertNotIn("ConsumedCapacity", out)
+        status, out = self.call("TransactWriteItems", {"TransactItems": [
+            {"Put": {"TableName": "cap", "Item": dict(item, p={"S": "changed"}), "ConditionExpression": "attribute_not_exists(pk)"}},
+        ], "ReturnConsumedCapacity": "INDEXES"})
+        self.assertEqual(status, 400)
+        self.assertTrue(out.get("__type", "").endswith("#TransactionCanceledException"), out)
+        got = self.ok("GetItem", {"TableName": "cap", "Key": self.key("f"), "ConsistentRead": True})
+        self.assertEqual(got["Item"]["p"], item["p"])
+
+    def test_one_answer_per_table(self):
+        """Batches and transactions over two tables answer one ConsumedCapacity per table."""
+        self.ok("CreateTable", {
+            "TableName": "cap2", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST",
+        })
+        out = self.ok("BatchWriteItem", {"RequestItems": {
+            "cap": [{"PutRequest": {"Item": self.key("two")}}],
+            "cap2": [{"PutRequest": {"Item": padded(1500, id={"S": "a"})}}, {"DeleteRequest": {"Key": {"id": {"S": "b"}}}}],
+        }, "ReturnConsumedCapacity": "TOTAL"})
+        self.assertEqual(sorted((c["TableName"], c["CapacityUnits"]) for c in out["ConsumedCapacity"]),
+                         [("cap", 1.0), ("cap2", 3.0)])
+        out = self.ok("TransactWriteItems", {"TransactItems": [
+            {"Put": {"TableName": "cap", "Item": self.key("two", "2")}},
+            {"Put": {"TableName": "cap2", "Item": {"id": {"S": "c"}}}},
+        ], "ReturnConsumedCapacity": "TOTAL"})
+        self.assertEqual(sorted((c["TableName"], c["WriteCapacityUnits"]) for c in out["ConsumedCapacity"]),
+                         [("cap", 2.0), ("cap2", 2.0)])
 
     def test_transactions(self):
         """Every action twice (a ConditionCheck as a write of the item it
