@@ -362,6 +362,8 @@ def item_view(attrs, specs=(), table_keys=()):
     if attrs is None:
         return None
     canonical = {n: _canonical(av) for n, av in attrs.items()}
+    size = item_size(attrs)
+    everything = None  # the whole item, shared by every ALL index
     entries = {}
     for spec in specs:
         entry = index_entry(attrs, spec, table_keys)
@@ -369,9 +371,13 @@ def item_view(attrs, specs=(), table_keys=()):
             entries[spec.name] = None
             continue
         keys = tuple(canonical[k] for k in spec.keys)
-        whole = tuple(sorted((n, canonical[n]) for n in entry))
-        entries[spec.name] = (keys, whole, item_size(entry))
-    return View(item_size(attrs), entries)
+        if spec.projection == "ALL":
+            if everything is None:
+                everything = tuple(sorted(canonical.items()))
+            entries[spec.name] = (keys, everything, size)
+        else:
+            entries[spec.name] = (keys, tuple(sorted((n, canonical[n]) for n in entry)), item_size(entry))
+    return View(size, entries)
 
 
 def table_write_units(before, after):
