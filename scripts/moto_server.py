@@ -58,10 +58,12 @@ NONE or absent: no field, as DynamoDB) by DynamoDB's documented rules:
   (TransactGetItems); a miss costs one unit; a Query or Scan on an index is
   charged to the index.
 
-The rules and their sources are in the section "consumed capacity" below and
-in docs/testing.md ("The local endpoint's consumed capacity"). A request
-that fails (a condition not met, a cancelled transaction) answers no
-capacity, as DynamoDB does.
+A request that fails (a condition not met, a cancelled transaction) answers
+no capacity, as DynamoDB does. GET /_streamfold/capacity answers every unit
+consumed since start, per table and index, asked for or not, with what
+DynamoDB bills for failed conditional writes (`failed_write`); DELETE on it
+resets. The rules and their sources are in the section "consumed capacity"
+below and in docs/testing.md ("The local endpoint's consumed capacity").
 
 Anything else is moto as pinned. With STREAMFOLD_MOTO_TXN unset,
 STREAMFOLD_MOTO_TOKENS=off and STREAMFOLD_MOTO_CAPACITY=off this is plain
@@ -87,6 +89,7 @@ from moto.dynamodb import models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 
 class _TablesAreNotCopied:
@@ -516,16 +519,75 @@ class _Target:
         return item_size(attrs) if attrs is not None else 0
 
 
-def _set_capacity(result, value):
-    body = getattr(result, "result", None)
-    if not isinstance(body, dict):
+class CapacityMeter:
+    """Every unit the endpoint consumed since it started (or was reset), per
+    table and index, read and write, whether or not the requests asked for
+    ConsumedCapacity; `failed_write` counts what DynamoDB bills for a
+    conditional write whose condition failed, which no answer can report.
+    GET /_streamfold/capacity answers `snapshot()`, DELETE resets it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tables = {}
+
+    def _table(self, name):
+        return self._tables.setdefault(name, {"read": 0.0, "write": 0.0, "failed_write": 0.0, "indexes": {}})
+
+    def add(self, consumed):
+        with self._lock:
+            table = self._table(consumed.table_name)
+            table["read"] += consumed.table[0]
+            table["write"] += consumed.table[1]
+            for name, (_, read, write) in consumed.indexes.items():
+                if read or write:
+                    arm = table["indexes"].setdefault(name, {"read": 0.0, "write": 0.0})
+                    arm["read"] += read
+                    arm["write"] += write
+
+    def add_failed_write(self, table_name, units):
+        with self._lock:
+            self._table(table_name)["failed_write"] += units
+
+    def snapshot(self):
+        with self._lock:
+            return {"tables": copy.deepcopy(self._tables)}
+
+    def reset(self):
+        with self._lock:
+            self._tables.clear()
+
+
+METER = CapacityMeter()
+METER_PATH = "/_streamfold/capacity"
+
+
+def _answer(result, consumed, body, shape):
+    """Meter what was consumed, then answer it as the request asked: `shape`
+    "one" object (single-item operations), a "list" per table (batches), or a
+    list with read and write "split" (transactions); nothing unless asked."""
+    for c in consumed:
+        METER.add(c)
+    mode = capacity_mode(body)
+    out = getattr(result, "result", None)
+    if not isinstance(out, dict):
         return result
-    body.pop("ConsumedCapacityUnits", None)
-    if value is None:
-        body.pop("ConsumedCapacity", None)
+    out.pop("ConsumedCapacityUnits", None)
+    if mode is None:
+        out.pop("ConsumedCapacity", None)
+    elif shape == "one":
+        out["ConsumedCapacity"] = consumed[0].to_json(mode)
     else:
-        body["ConsumedCapacity"] = value
+        out["ConsumedCapacity"] = [c.to_json(mode, split=shape == "split") for c in consumed]
     return result
+
+
+def _per_table(pairs, charge):
+    """Consumed per table, in the order tables first appear: `charge(consumed,
+    *rest)` for each (table name, *rest) of `pairs`."""
+    per_table = {}
+    for table_name, *rest in pairs:
+        charge(per_table.setdefault(table_name, Consumed(table_name)), *rest)
+    return list(per_table.values())
 
 
 def _charge_write(consumed, target, before, after, _action=None, factor=1):
@@ -536,33 +598,31 @@ def _charge_write(consumed, target, before, after, _action=None, factor=1):
             consumed.add_index(spec, spec.kind, write=units)
 
 
-def _writes(targets_of, charge=_charge_write, answer="list"):
+def _writes(targets_of, charge=_charge_write, shape="list"):
     """A write handler: the items `targets_of(handler)` names, as (action,
     target), are viewed before and after moto runs (under the write lock),
     and each change charged by `charge(consumed, target, before, after,
-    action)` to its table. `answer`: "one" object (single-item writes), a
-    "list" per table (batches), or a list with read and write split
-    (transactions)."""
+    action)` to its table. A single-item write whose condition failed is
+    metered as DynamoDB bills it: the existing item's size, at least 1
+    (CapacityUnitCalculations: "If the expression evaluates to false, DynamoDB
+    still consumes write capacity units from the table")."""
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
 
     def wrap(original):
         @functools.wraps(original)
         def run(self):
-            mode = capacity_mode(self.body)
-            if mode is None:
-                return _set_capacity(original(self), None)
             with _WRITES:
                 targets = targets_of(self)
                 before = [t.view() for _, t in targets]
-                result = original(self)
+                try:
+                    result = original(self)
+                except ConditionalCheckFailed:
+                    if shape == "one" and targets:
+                        METER.add_failed_write(targets[0][1].table_name, table_write_units(before[0], None))
+                    raise
                 after = [t.view() for _, t in targets]
-            per_table = {}
-            for (action, target), old, new in zip(targets, before, after):
-                consumed = per_table.setdefault(target.table_name, Consumed(target.table_name))
-                charge(consumed, target, old, new, action)
-            shaped = [c.to_json(mode, split=answer == "split") for c in per_table.values()]
-            if answer == "one":
-                shaped = shaped[0] if shaped else Consumed(self.body.get("TableName")).to_json(mode)
-            return _set_capacity(result, shaped)
+            pairs = [(t.table_name, t, old, new, action) for (action, t), old, new in zip(targets, before, after)]
+            return _answer(result, _per_table(pairs, charge), self.body, shape)
 
         return run
 
@@ -604,19 +664,20 @@ def _charge_transact(consumed, target, before, after, action):
         _charge_write(consumed, target, before, after, factor=2)
 
 
-_single_write = _writes(_single_target, answer="one")
+_single_write = _writes(_single_target, shape="one")
 _batch_write = _writes(_batch_targets)
-_transact_write = _writes(_transact_targets, _charge_transact, answer="split")
+_transact_write = _writes(_transact_targets, _charge_transact, shape="split")
 
 
-def _transactional_reads(handler, mode):
+def _charge_read(consumed, size, consistency):
+    consumed.add_table(read=read_units(size, consistency))
+
+
+def _transactional_reads(handler):
     """Per table, each item of the request's TransactItems read
     transactionally, as it is now (2 units per 4 KB, a miss included)."""
-    per_table = {}
-    for _, target in _transact_targets(handler):
-        consumed = per_table.setdefault(target.table_name, Consumed(target.table_name))
-        consumed.add_table(read=read_units(target.size(), TRANSACTIONAL))
-    return [c.to_json(mode, split=True) for c in per_table.values()]
+    pairs = [(t.table_name, t.size(), TRANSACTIONAL) for _, t in _transact_targets(handler)]
+    return _per_table(pairs, _charge_read)
 
 
 def transact_replay_capacity(handler, answer):
@@ -625,23 +686,19 @@ def transact_replay_capacity(handler, answer):
     in reading the item" (TransactWriteItems, ClientRequestToken): each item
     read transactionally. The first call's stored answer is left as it was."""
     body = answer.result if isinstance(getattr(answer, "result", None), dict) else {}
-    replay = {k: v for k, v in body.items() if k != "ConsumedCapacity"}
-    mode = capacity_mode(handler.body)
-    if mode is not None:
-        replay["ConsumedCapacity"] = _transactional_reads(handler, mode)
-    return ActionResult(replay)
+    replay = ActionResult({k: v for k, v in body.items() if k != "ConsumedCapacity"})
+    return _answer(replay, _transactional_reads(handler), handler.body, "split")
 
 
-def _read_after(charge):
-    """A read handler: moto answers, then `charge(handler, answer, mode)`
-    gives its ConsumedCapacity."""
+def _read_after(charge, shape="list"):
+    """A read handler: moto answers, then `charge(handler, answer)` gives
+    what it consumed, per table."""
 
     def wrap(original):
         @functools.wraps(original)
         def run(self):
-            mode = capacity_mode(self.body)
             result = original(self)
-            return _set_capacity(result, None if mode is None else charge(self, result, mode))
+            return _answer(result, charge(self, result), self.body, shape)
 
         return run
 
@@ -652,13 +709,10 @@ def _consistency(request):
     return STRONG if request.get("ConsistentRead") else EVENTUAL
 
 
-@_read_after
-def _get_item(handler, _answer, mode):
+def _get_item_charge(handler, _answer):
     name = handler.body.get("TableName")
-    consumed = Consumed(name)
     size = _Target(handler.dynamodb_backend, name, handler.body).size()
-    consumed.add_table(read=read_units(size, _consistency(handler.body)))
-    return consumed.to_json(mode)
+    return _per_table([(name, size, _consistency(handler.body))], _charge_read)
 
 
 def _unprocessed(result, table_name):
@@ -667,25 +721,26 @@ def _unprocessed(result, table_name):
     return [canonical_parameters(k) for k in keys]
 
 
-@_read_after
-def _batch_get(handler, answer, mode):
-    out = []
+def _batch_get_charge(handler, answer):
+    pairs = []
     for table_name, request in (handler.body.get("RequestItems") or {}).items():
-        consumed = Consumed(table_name)
         skipped = _unprocessed(answer, table_name)
-        sizes = [
-            _Target(handler.dynamodb_backend, table_name, {"Key": key}).size()
+        pairs.append((table_name,) + tuple(
+            (_Target(handler.dynamodb_backend, table_name, {"Key": key}).size(), _consistency(request))
             for key in request.get("Keys") or ()
             if canonical_parameters(key) not in skipped
-        ]
-        consumed.add_table(read=batch_read_units(sizes, _consistency(request)))
-        out.append(consumed.to_json(mode))
-    return out
+        ))
+
+    def charge(consumed, *reads):
+        for size, consistency in reads:
+            _charge_read(consumed, size, consistency)
+
+    return _per_table(pairs, charge)
 
 
-@_read_after
-def _transact_get(handler, _answer, mode):
-    return _transactional_reads(handler, mode)
+_get_item = _read_after(_get_item_charge, shape="one")
+_batch_get = _read_after(_batch_get_charge)
+_transact_get = _read_after(lambda handler, _answer: _transactional_reads(handler), shape="split")
 
 
 def _read_many(original):
@@ -695,9 +750,6 @@ def _read_many(original):
 
     @functools.wraps(original)
     def run(self):
-        mode = capacity_mode(self.body)
-        if mode is None:
-            return _set_capacity(original(self), None)
         _LOCAL.read_sizes = sizes = []
         try:
             result = original(self)
@@ -713,7 +765,7 @@ def _read_many(original):
             consumed.add_index(index_name, kinds.get(index_name, "GSI"), read=units)
         else:
             consumed.add_table(read=units)
-        return _set_capacity(result, consumed.to_json(mode))
+        return _answer(result, [consumed], self.body, "one")
 
     return run
 
@@ -899,6 +951,18 @@ def _patch_capacity():
     Table.scan = _metered(Table.scan, "filter_expression", "projection_expression")
     _own_transact()
     _TRANSACT["capacity"] = _transact_write(_TRANSACT["moto"])
+    dispatch = DomainDispatcherApplication.__call__
+
+    def call(app, environ, start_response):
+        if environ.get("PATH_INFO") != METER_PATH:
+            return dispatch(app, environ, start_response)
+        if environ.get("REQUEST_METHOD") == "DELETE":
+            METER.reset()
+        body = json.dumps(METER.snapshot(), sort_keys=True).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    DomainDispatcherApplication.__call__ = call
 
 
 def capacity_enabled():

@@ -732,6 +732,38 @@ class CapacityEndToEndTest(ServerTest):
         self.assertEqual(sorted((c["TableName"], c["WriteCapacityUnits"]) for c in out["ConsumedCapacity"]),
                          [("cap", 2.0), ("cap2", 2.0)])
 
+    def meter(self, method="GET"):
+        request = urllib.request.Request(self.url.rstrip("/") + moto_server.METER_PATH, method=method)
+        with urllib.request.urlopen(request, timeout=10) as r:
+            self.assertEqual(r.headers["Content-Type"], "application/json")
+            return json.loads(r.read())
+
+    def test_the_meter_counts_everything_failed_conditional_writes_included(self):
+        """GET /_streamfold/capacity: every unit consumed since the start or
+        the last DELETE, asked for or not; a conditional write whose condition
+        failed as DynamoDB bills it (CapacityUnitCalculations: "If the item
+        exists, the number of write capacity units consumed depends on the size
+        of the item ... If the item does not exist, DynamoDB will consume one
+        write capacity unit")."""
+        self.ok("CreateTable", {
+            "TableName": "metered", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST",
+        })
+        self.meter("DELETE")
+        self.ok("PutItem", {"TableName": "metered", "Item": padded(2500, id={"S": "a"})})
+        self.ok("GetItem", {"TableName": "metered", "Key": {"id": {"S": "a"}}, "ConsistentRead": True})
+        for key in ("a", "absent"):
+            status, _ = self.call("UpdateItem", {
+                "TableName": "metered", "Key": {"id": {"S": key}}, "UpdateExpression": "SET v = :v",
+                "ConditionExpression": "attribute_exists(nope)", "ExpressionAttributeValues": {":v": {"N": "1"}},
+            })
+            self.assertEqual(status, 400)
+        self.put(padded(1500, **self.key("m"), gsi1pk={"S": "m"}, gsi1sk={"S": "1"}), mode="NONE")
+        tables = self.meter()["tables"]
+        self.assertEqual(tables["metered"], {"read": 1.0, "write": 3.0, "failed_write": 4.0, "indexes": {}})
+        self.assertEqual(tables["cap"]["indexes"], {"gsi1": {"read": 0.0, "write": 2.0}})
+        self.assertEqual(self.meter("DELETE"), {"tables": {}})
+
     def test_transactions(self):
         """Every action twice (a ConditionCheck as a write of the item it
         checks), index writes once; TransactGetItems twice per item, a miss
