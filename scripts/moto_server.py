@@ -330,18 +330,6 @@ IndexSpec = collections.namedtuple("IndexSpec", "name kind keys projection non_k
 attribute names, its ProjectionType and NonKeyAttributes."""
 
 
-def index_spec(raw, kind):
-    """An IndexSpec from a CreateTable/DescribeTable index description."""
-    projection = raw.get("Projection") or {}
-    return IndexSpec(
-        raw["IndexName"],
-        kind,
-        tuple(k["AttributeName"] for k in raw["KeySchema"]),
-        projection.get("ProjectionType", "ALL"),
-        tuple(projection.get("NonKeyAttributes", ())),
-    )
-
-
 def index_entry(attrs, spec, table_keys):
     """The item as the index stores it, or None when it is not in the index
     (an item lacking one of the index's key attributes is not)."""
@@ -725,15 +713,15 @@ def _batch_get_charge(handler, answer):
     pairs = []
     for table_name, request in (handler.body.get("RequestItems") or {}).items():
         skipped = _unprocessed(answer, table_name)
-        pairs.append((table_name,) + tuple(
-            (_Target(handler.dynamodb_backend, table_name, {"Key": key}).size(), _consistency(request))
+        sizes = [
+            _Target(handler.dynamodb_backend, table_name, {"Key": key}).size()
             for key in request.get("Keys") or ()
             if canonical_parameters(key) not in skipped
-        ))
+        ]
+        pairs.append((table_name, sizes, _consistency(request)))
 
-    def charge(consumed, *reads):
-        for size, consistency in reads:
-            _charge_read(consumed, size, consistency)
+    def charge(consumed, sizes, consistency):
+        consumed.add_table(read=batch_read_units(sizes, consistency))
 
     return _per_table(pairs, charge)
 
