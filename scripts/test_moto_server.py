@@ -799,5 +799,56 @@ class CapacityEndToEndTest(ServerTest):
         self.assertEqual(out["ConsumedCapacity"], [{"TableName": "cap", "CapacityUnits": 4.0, "ReadCapacityUnits": 4.0}])
 
 
+class LauncherTest(unittest.TestCase):
+    """scripts/moto_server.py as scripts/endpoint starts it: capacity on by
+    default, STREAMFOLD_MOTO_CAPACITY=off gives moto's own answers."""
+
+    def launch(self, capacity):
+        import socket
+        import subprocess
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, STREAMFOLD_MOTO_CAPACITY=capacity, STREAMFOLD_MOTO_TXN="items")
+        process = subprocess.Popen(
+            [sys.executable, moto_server.__file__, "-H", "127.0.0.1", "-p", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(process.wait, 10)
+        self.addCleanup(process.terminate)
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(url + "moto-api/", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        status, out = call(url, "CreateTable", {
+            "TableName": "l", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}], "BillingMode": "PAY_PER_REQUEST",
+        })
+        self.assertEqual(status, 200, out)
+        return url
+
+    def put(self, url):
+        item = {"pk": {"S": "a"}, "v": {"S": "x" * 2000}}
+        _, out = call(url, "PutItem", {"TableName": "l", "Item": item, "ReturnConsumedCapacity": "TOTAL"})
+        return out.get("ConsumedCapacity")
+
+    def test_on_by_default_and_off_on_request(self):
+        self.assertEqual(self.put(self.launch("on")), {"TableName": "l", "CapacityUnits": 2.0})
+        self.assertEqual(self.put(self.launch("off")), {"TableName": "l", "CapacityUnits": 1.0})  # moto's constant
+
+    def test_the_switch_reads_like_the_others(self):
+        for value, on in (("on", True), ("", True), ("off", False), ("0", False), ("no", False), ("FALSE", False)):
+            os.environ["STREAMFOLD_MOTO_CAPACITY"] = value
+            try:
+                self.assertEqual(moto_server.capacity_enabled(), on, value)
+            finally:
+                del os.environ["STREAMFOLD_MOTO_CAPACITY"]
+
+
 if __name__ == "__main__":
     unittest.main()
