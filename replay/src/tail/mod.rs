@@ -59,7 +59,7 @@ pub use command::{TailArgs, TailOptions, TailSummary, run_cli, run_tail, tail, t
 pub use driver::{RunStats, run_readers, run_readers_with};
 pub use reader::{ReadOptions, StreamStats};
 pub use sink::{PipelineSink, Sink, SinkError};
-pub use sources::{Batch, ShardInfo, Source};
+pub use sources::{Batch, Page, Position, ShardInfo, Source, Start, cmp_seq};
 
 /// Retries of a request outside the pipeline (describing a stream, listing
 /// shards) that failed transiently, on top of the SDK's own: about 10 s of

@@ -418,6 +418,25 @@ impl Batch {
         }
     }
 
+    /// No records, of the kind a stream gives (Kinesis or not).
+    pub fn empty(kinesis: bool) -> Self {
+        if kinesis {
+            Batch::Kinesis(Vec::new())
+        } else {
+            Batch::Table(Vec::new())
+        }
+    }
+
+    /// Appends `more`, which comes from the same stream (a batch of the
+    /// other kind cannot, and is dropped).
+    pub fn append(&mut self, more: Batch) {
+        match (self, more) {
+            (Batch::Table(r), Batch::Table(more)) => r.extend(more),
+            (Batch::Kinesis(r), Batch::Kinesis(more)) => r.extend(more),
+            _ => {}
+        }
+    }
+
     /// Drops the records after `end` (a sequence number); whether there
     /// were any.
     pub fn truncate_after(&mut self, end: &str) -> bool {
@@ -484,5 +503,8 @@ mod tests {
             "49590338271490256608559692538361571095921575989136588800"
         ));
         assert!(seq_ge("0", ""));
+        assert_eq!(cmp_seq("999", "1000"), std::cmp::Ordering::Less);
+        assert_eq!(cmp_seq("00100", "100"), std::cmp::Ordering::Equal);
+        assert!(cmp_seq("41000000000123", "4100000000012").is_gt());
     }
 }
