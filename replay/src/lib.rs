@@ -26,4 +26,3 @@ pub mod shutdown;
 pub mod status;
 pub mod table;
 pub mod tail;
-pub mod tail_metrics;

@@ -38,9 +38,7 @@ pub async fn run(app: &App, cmd: ImportCmd) -> Result<ExitCode> {
 /// error code and its message, and what to do about a missing table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OldTableError {
-    #[error(
-        "table {table} does not exist here (check --from-table, AWS_REGION and the account)"
-    )]
+    #[error("table {table} does not exist here (check --from-table, AWS_REGION and the account)")]
     Missing { table: String },
     #[error("reading table {table}: {code}: {message}")]
     Service {

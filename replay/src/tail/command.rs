@@ -11,11 +11,11 @@ use anyhow::{Result, anyhow};
 use streamfold_shared::engine::Counts;
 use tracing::warn;
 
+use super::metrics::Figures;
 use super::{AGENT_STREAM_ENV, PipelineSink, ReadOptions, RunStats, Source, run_readers};
 use crate::app::App;
 use crate::pipeline::{Pipeline, ProcessorKind};
 use crate::shutdown::Shutdown;
-use crate::tail_metrics::Figures;
 
 /// `streamfold tail` arguments.
 #[derive(Debug, clap::Args)]

@@ -44,6 +44,7 @@
 
 mod command;
 mod driver;
+pub mod metrics;
 mod reader;
 mod sink;
 mod sources;

@@ -11,8 +11,8 @@ use futures::future::join_all;
 use streamfold_shared::engine::{Counts, SourceRecord};
 
 use super::Batch;
+use super::metrics::TailMetrics;
 use crate::pipeline::{Pipeline, ProcessorKind, batch_backoff};
-use crate::tail_metrics::TailMetrics;
 
 /// Why a sink did not settle a batch.
 #[derive(Debug)]
