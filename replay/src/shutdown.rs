@@ -120,3 +120,33 @@ impl Shutdown {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_interrupt_asks_to_stop_and_the_second_to_leave_at_once() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+        let shutdown = Shutdown::new();
+        let child = shutdown.stop_token().child_token();
+        let task = shutdown.spawn_interrupts(move || {
+            let rx = rx.clone();
+            Box::pin(async move {
+                rx.lock().await.recv().await;
+            })
+        });
+        assert!(!shutdown.is_stopping());
+        let _ = tx.send(());
+        shutdown.stopping().await;
+        assert!(child.is_cancelled(), "a run's own token stops with it");
+        let _ = tx.send(());
+        shutdown.forced().await;
+        let _ = task.await;
+        // A run that stops itself leaves the shutdown alone.
+        let other = Shutdown::new();
+        other.stop_token().child_token().cancel();
+        assert!(!other.is_stopping());
+    }
+}
