@@ -226,16 +226,19 @@ async fn read_until_stopped<S: Sink>(
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
-            () = shutdown.stopping(), if !stats.interrupted => {
-                stats.interrupted = true;
-                info!("stopping: finishing the batches in flight (Ctrl-C again to leave at once)");
-                bar.set_message("stopping…");
-            }
+            // The requests first: the readers stop on the same token, so a
+            // driver may end before this loop sees the request.
+            biased;
             () = shutdown.forced() => {
                 stats.interrupted = true;
                 warn!("leaving at once; the batches in flight will be read again next time");
                 drivers.abort_all();
                 break;
+            }
+            () = shutdown.stopping(), if !stats.interrupted => {
+                stats.interrupted = true;
+                info!("stopping: finishing the batches in flight (Ctrl-C again to leave at once)");
+                bar.set_message("stopping…");
             }
             joined = drivers.join_next() => {
                 match joined {
