@@ -29,6 +29,7 @@ use serde::Serialize;
 use streamfold_shared::kinesis::KinesisRecord;
 
 use crate::app::App;
+use crate::shutdown::Shutdown;
 use crate::tail::{Batch, ReadOptions, RunStats, Sink, SinkError, Source};
 
 /// `streamfold capture` arguments.
@@ -155,13 +156,14 @@ pub async fn capture(
     source: Source,
     out: PathBuf,
     opts: &ReadOptions,
+    shutdown: &Shutdown,
 ) -> Result<CaptureSummary> {
     let sink = std::sync::Arc::new(FileSink::create(&out)?);
     let opts = ReadOptions {
         checkpoints: false,
         ..opts.clone()
     };
-    let run = crate::tail::run_readers(app, vec![source], sink.clone(), &opts).await?;
+    let run = crate::tail::run_readers(app, vec![source], sink.clone(), &opts, shutdown).await?;
     Ok(CaptureSummary {
         out,
         written: sink.written(),
@@ -169,8 +171,10 @@ pub async fn capture(
     })
 }
 
-/// `streamfold capture`.
-pub async fn run_cli(app: &App, args: CaptureArgs) -> Result<ExitCode> {
+/// `streamfold capture`: stops on Ctrl-C or SIGTERM after the batch in
+/// flight was written.
+pub async fn run_cli(app: &App, args: CaptureArgs, shutdown: &Shutdown) -> Result<ExitCode> {
+    shutdown.listen()?;
     let source = match args
         .kinesis_stream
         .as_deref()
@@ -188,7 +192,7 @@ pub async fn run_cli(app: &App, args: CaptureArgs) -> Result<ExitCode> {
         checkpoints: false,
         progress: !args.json,
     };
-    let summary = capture(app, source, args.out, &opts).await?;
+    let summary = capture(app, source, args.out, &opts, shutdown).await?;
     if args.json {
         println!("{}", summary.to_json());
     } else {

@@ -16,7 +16,9 @@ async fn main() -> ExitCode {
     let verbose = cli.verbose;
     let table = cli.table.clone();
     streamfold_shared::telemetry::init_cli_verbose("warn", verbose);
-    match streamfold::cli::run(cli).await {
+    // The one stop mechanism: the commands that stop early listen to it.
+    let shutdown = streamfold::shutdown::Shutdown::new();
+    match streamfold::cli::run(cli, &shutdown).await {
         Ok(code) => code,
         Err(e) => {
             let endpoint = streamfold::problem::Endpoint::from_env();

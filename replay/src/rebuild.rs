@@ -160,7 +160,7 @@ async fn previews(
         }
         match c.repaired {
             Some(Ok(())) => report.repaired += 1,
-            Some(Err(e)) => report.repair_failed.push(e),
+            Some(Err(e)) => report.repair_failed.push(format!("{}: {e}", c.label)),
             None => {}
         }
     }
@@ -183,9 +183,12 @@ async fn previews(
 }
 
 struct GroupCheck {
+    /// The group's pk, as its findings name it.
+    label: String,
     expected_keys: Vec<(String, String)>,
     wrong: Option<String>,
-    repaired: Option<Result<(), String>>,
+    /// The repair's outcome, when one was made.
+    repaired: Option<Result<(), ExecError>>,
 }
 
 async fn check_group(
@@ -199,8 +202,9 @@ async fn check_group(
         Ok(state) => state,
         Err(why) => {
             return Ok(GroupCheck {
-                expected_keys: Vec::new(),
                 wrong: Some(format!("{label}: unreadable group ({why})")),
+                label,
+                expected_keys: Vec::new(),
                 repaired: None,
             });
         }
@@ -226,15 +230,12 @@ async fn check_group(
         )
     });
     let repaired = if wrong.is_some() && repair {
-        Some(
-            message_groups::resolve(ctx, expected.state)
-                .await
-                .map_err(|e| format!("{label}: {e}")),
-        )
+        Some(message_groups::resolve(ctx, expected.state).await)
     } else {
         None
     };
     Ok(GroupCheck {
+        label,
         expected_keys,
         wrong,
         repaired,

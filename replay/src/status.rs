@@ -16,18 +16,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use serde::Serialize;
 use streamfold_shared::ids::Timestamp;
-use streamfold_shared::record::StreamRecord;
 
 use crate::app::App;
 use crate::checkpoint::Checkpoints;
 use crate::deadletters;
 use crate::rebuild::{self, RebuildScope};
-use crate::tail::Source;
+use crate::tail::{Page, Position, Source, Start};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -87,137 +85,110 @@ pub struct Status {
     pub healthy: bool,
 }
 
+/// Records of `shard` after `after` (its checkpoint), counted up to `limit`
+/// (tail's own checkpoint writes left out): (behind, at least that many,
+/// age in seconds of the oldest).
 async fn shard_lag(
-    app: &App,
-    arn: &str,
+    source: &Source,
     shard: &str,
     after: Option<&str>,
     limit: usize,
 ) -> Result<(u64, bool, Option<i64>)> {
-    let streams = app.streams();
-    let mut req = streams.get_shard_iterator().stream_arn(arn).shard_id(shard);
-    req = match after {
-        Some(seq) => req
-            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
-            .sequence_number(seq),
-        None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    let mut iterator = match source.iterator(shard, Position::after(after)).await? {
+        Start::At(it) => Some(it),
+        Start::Trimmed => {
+            bail!(
+                "GetShardIterator of shard {shard}: its checkpoint is past the stream's retention"
+            )
+        }
+        Start::Gone => bail!("GetShardIterator of shard {shard}: the stream or the shard is gone"),
     };
-    let out = req.send().await.map_err(|e| {
-        anyhow!(
-            "GetShardIterator: {}",
-            aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)
-        )
-    })?;
-    let mut iterator = out.shard_iterator;
+    // The table's stream pages by 1000 at most; Kinesis by up to the limit.
+    let per_page = match source {
+        Source::Table { .. } => 1000,
+        Source::Kinesis { .. } => i32::try_from(limit.min(10_000)).unwrap_or(10_000),
+    };
     let mut behind = 0u64;
     let mut oldest: Option<Timestamp> = None;
     let mut pages = 0;
     while let Some(it) = iterator.take() {
-        let page = streams
-            .get_records()
-            .shard_iterator(it)
-            .limit(1000)
-            .send()
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "GetRecords: {}",
-                    aws_sdk_dynamodbstreams::error::DisplayErrorContext(e)
-                )
-            })?;
-        let records = page.records.unwrap_or_default();
-        let empty = records.is_empty();
-        for r in records {
-            let Ok(record) = StreamRecord::from_sdk(r) else {
-                behind += 1;
-                continue;
-            };
-            if record
-                .key_str("pk")
-                .is_some_and(|pk| pk.starts_with("CHECKPOINT#"))
-            {
-                continue;
-            }
-            behind += 1;
-            if oldest.is_none() {
-                oldest = record
-                    .dynamodb
-                    .approximate_creation
-                    .and_then(Timestamp::from_epoch_seconds_f64);
-            }
+        let Page::Records {
+            mut batch,
+            next,
+            behind_ms,
+            unreadable,
+        } = source.page(shard, &it, per_page).await?
+        else {
+            bail!("GetRecords of shard {shard}: the iterator expired or the shard is gone");
+        };
+        let empty = batch.is_empty() && unreadable == 0;
+        batch.drop_checkpoints();
+        behind += batch.len() as u64 + unreadable;
+        if oldest.is_none() {
+            oldest = batch.first_received_at();
         }
         pages += 1;
-        if empty || behind as usize >= limit || pages >= 20 {
+        if empty || behind_ms == Some(0) || behind as usize >= limit || pages >= 20 {
             break;
         }
-        iterator = page.next_shard_iterator;
+        iterator = next;
     }
     let age = oldest.map(|t| Timestamp::now().epoch_seconds() - t.epoch_seconds());
     Ok((behind, behind as usize >= limit, age))
 }
 
-async fn kinesis_shard_lag(
-    client: &aws_sdk_kinesis::Client,
-    name: &str,
-    shard: &str,
-    after: Option<&str>,
-    limit: usize,
-) -> Result<(u64, bool, Option<i64>)> {
-    use aws_sdk_kinesis::types::ShardIteratorType as T;
-    let err = |op: &str, e: String| anyhow!("{op} of Kinesis shard {shard}: {e}");
-    let out = client
-        .get_shard_iterator()
-        .stream_name(name)
-        .shard_id(shard)
-        .shard_iterator_type(if after.is_some() {
-            T::AfterSequenceNumber
+/// Each shard of `source` with its lag behind tail's checkpoint, and what
+/// needs attention; whether tail keeps checkpoints of the stream.
+async fn stream_shards(
+    app: &App,
+    source: &Source,
+    args: &StatusArgs,
+    shards: &mut Vec<ShardStatus>,
+    attention: &mut Vec<String>,
+) -> Result<bool> {
+    let checkpoints = Checkpoints::new(app.ctx.exec.clone(), source.arn())?
+        .load()
+        .await?;
+    let has_checkpoints = !checkpoints.is_empty();
+    let (stream, label) = match source {
+        Source::Table { .. } => ("table", "shard"),
+        Source::Kinesis { .. } => ("kinesis", "Kinesis shard"),
+    };
+    for shard in source.shards().await? {
+        let cp = checkpoints.get(&shard.id);
+        let ended = cp.is_some_and(|c| c.ended);
+        let (behind, at_least, age) = if ended {
+            (0, false, None)
         } else {
-            T::TrimHorizon
-        })
-        .set_starting_sequence_number(after.map(str::to_owned))
-        .send()
-        .await
-        .map_err(|e| {
-            err(
-                "GetShardIterator",
-                aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
+            shard_lag(
+                source,
+                &shard.id,
+                cp.and_then(|c| c.sequence_number.as_deref()),
+                args.scan_limit.max(1),
             )
-        })?;
-    let mut iterator = out.shard_iterator;
-    let mut behind = 0u64;
-    let mut oldest: Option<Timestamp> = None;
-    let mut pages = 0;
-    while let Some(it) = iterator.take() {
-        let page = client
-            .get_records()
-            .shard_iterator(it)
-            .limit(i32::try_from(limit.min(10_000)).unwrap_or(10_000))
-            .send()
-            .await
-            .map_err(|e| {
-                err(
-                    "GetRecords",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
-        let empty = page.records.is_empty();
-        if oldest.is_none() {
-            oldest = page
-                .records
-                .first()
-                .and_then(|r| r.approximate_arrival_timestamp)
-                .and_then(|t| Timestamp::from_epoch_millis(t.to_millis().ok()?));
+            .await?
+        };
+        if has_checkpoints && age.is_some_and(|a| a > args.max_lag as i64) {
+            attention.push(format!(
+                "{label} {}: {}{} records behind tail's checkpoint, the oldest {}s old",
+                shard.id,
+                if at_least { "at least " } else { "" },
+                behind,
+                age.unwrap_or_default()
+            ));
         }
-        behind += page.records.len() as u64;
-        pages += 1;
-        if empty || page.millis_behind_latest == Some(0) || behind as usize >= limit || pages >= 20
-        {
-            break;
-        }
-        iterator = page.next_shard_iterator;
+        shards.push(ShardStatus {
+            stream,
+            shard: shard.id.clone(),
+            closed: shard.ending.is_some(),
+            checkpoint: cp.is_some(),
+            ended,
+            records_behind: behind,
+            at_least,
+            oldest_age_seconds: age,
+        });
     }
-    let age = oldest.map(|t| Timestamp::now().epoch_seconds() - t.epoch_seconds());
-    Ok((behind, behind as usize >= limit, age))
+    Ok(has_checkpoints)
 }
 
 /// Gathers the status (read-only).
@@ -243,45 +214,9 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
     match &stream_arn {
         None => attention.push("the table has no stream: no processor can run".to_owned()),
         Some(arn) => {
-            let source = Source::table(app).await?;
-            let checkpoints = Checkpoints::new(app.ctx.exec.clone(), arn)?.load().await?;
-            tail_checkpoints = !checkpoints.is_empty();
-            for shard in source.shards().await? {
-                let cp = checkpoints.get(&shard.id);
-                let stream = "table";
-                let ended = cp.is_some_and(|c| c.ended);
-                let (behind, at_least, age) = if ended {
-                    (0, false, None)
-                } else {
-                    shard_lag(
-                        app,
-                        arn,
-                        &shard.id,
-                        cp.and_then(|c| c.sequence_number.as_deref()),
-                        args.scan_limit.max(1),
-                    )
-                    .await?
-                };
-                if tail_checkpoints && age.is_some_and(|a| a > args.max_lag as i64) {
-                    attention.push(format!(
-                        "shard {}: {}{} records behind tail's checkpoint, the oldest {}s old",
-                        shard.id,
-                        if at_least { "at least " } else { "" },
-                        behind,
-                        age.unwrap_or_default()
-                    ));
-                }
-                shards.push(ShardStatus {
-                    stream,
-                    shard: shard.id.clone(),
-                    closed: shard.ending.is_some(),
-                    checkpoint: cp.is_some(),
-                    ended,
-                    records_behind: behind,
-                    at_least,
-                    oldest_age_seconds: age,
-                });
-            }
+            let source = Source::from_arn(app, false, arn);
+            tail_checkpoints =
+                stream_shards(app, &source, args, &mut shards, &mut attention).await?;
         }
     }
     let mut kinesis_stream_arn = None;
@@ -291,51 +226,8 @@ pub async fn status(app: &App, args: &StatusArgs) -> Result<Status> {
         .filter(|s| !s.trim().is_empty())
     {
         let source = Source::kinesis(app, stream).await?;
-        let arn = source.arn().to_owned();
-        let name = match arn.split_once(":stream/") {
-            Some((_, n)) => n.to_owned(),
-            None => stream.to_owned(),
-        };
-        let client = aws_sdk_kinesis::Client::new(&app.sdk);
-        let checkpoints = Checkpoints::new(app.ctx.exec.clone(), &arn)?.load().await?;
-        let has_checkpoints = !checkpoints.is_empty();
-        tail_checkpoints |= has_checkpoints;
-        for shard in source.shards().await? {
-            let cp = checkpoints.get(&shard.id);
-            let ended = cp.is_some_and(|c| c.ended);
-            let (behind, at_least, age) = if ended {
-                (0, false, None)
-            } else {
-                kinesis_shard_lag(
-                    &client,
-                    &name,
-                    &shard.id,
-                    cp.and_then(|c| c.sequence_number.as_deref()),
-                    args.scan_limit.max(1),
-                )
-                .await?
-            };
-            if has_checkpoints && age.is_some_and(|a| a > args.max_lag as i64) {
-                attention.push(format!(
-                    "Kinesis shard {}: {}{} records behind tail's checkpoint, the oldest {}s old",
-                    shard.id,
-                    if at_least { "at least " } else { "" },
-                    behind,
-                    age.unwrap_or_default()
-                ));
-            }
-            shards.push(ShardStatus {
-                stream: "kinesis",
-                shard: shard.id.clone(),
-                closed: shard.ending.is_some(),
-                checkpoint: cp.is_some(),
-                ended,
-                records_behind: behind,
-                at_least,
-                oldest_age_seconds: age,
-            });
-        }
-        kinesis_stream_arn = Some(arn);
+        tail_checkpoints |= stream_shards(app, &source, args, &mut shards, &mut attention).await?;
+        kinesis_stream_arn = Some(source.arn().to_owned());
     }
     let mut dead = std::collections::BTreeMap::new();
     for (kind, n) in deadletters::count(app).await? {

@@ -2,8 +2,11 @@
 //! defines it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::app::App;
 use anyhow::{Context as _, Result, anyhow, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -11,6 +14,7 @@ use aws_sdk_dynamodb::types::{
     KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TableStatus, TimeToLiveSpecification,
 };
+use clap::Subcommand;
 use serde::Deserialize;
 
 /// schemas/table.json, built in; `--schema FILE` reads another.
@@ -276,6 +280,66 @@ fn value_json(v: &AttributeValue) -> serde_json::Value {
         AttributeValue::Ns(n) => Value::from(n.clone()),
         other => Value::String(format!("{other:?}")),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TableCmd {
+    /// Create the table from schemas/table.json (no-op if it exists).
+    Create {
+        /// Another table definition file.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+    },
+    /// Delete the table.
+    Delete {
+        /// Really delete it.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print every item (optionally of one type).
+    Scan {
+        #[arg(long = "type")]
+        item_type: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `streamfold table …`.
+pub async fn run_cli(app: &App, cmd: TableCmd) -> Result<ExitCode> {
+    match cmd {
+        TableCmd::Create { schema } => {
+            let schema = Schema::load(schema.as_deref())?;
+            if create(app.ddb(), &app.table, &schema).await? {
+                println!("created table {}", app.table);
+            } else {
+                println!("table {} already exists", app.table);
+            }
+        }
+        TableCmd::Delete { yes } => {
+            if !yes {
+                bail!("deleting table {} loses every item: pass --yes", app.table);
+            }
+            if delete(app.ddb(), &app.table).await? {
+                println!("deleted table {}", app.table);
+            } else {
+                println!("table {} does not exist", app.table);
+            }
+        }
+        TableCmd::Scan { item_type, json } => {
+            let items = scan(app.ddb(), &app.table, item_type.as_deref()).await?;
+            if json {
+                let all: Vec<_> = items.iter().map(to_json).collect();
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            } else {
+                for item in &items {
+                    println!("{}", to_json(item));
+                }
+                eprintln!("{} items", items.len());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

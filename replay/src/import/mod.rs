@@ -7,7 +7,7 @@ pub mod extensions;
 
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use clap::Subcommand;
 
@@ -34,21 +34,39 @@ pub async fn run(app: &App, cmd: ImportCmd) -> Result<ExitCode> {
     }
 }
 
-/// A DynamoDB error on the old table as one readable line (the code and
-/// message, and what to do about a missing table).
-pub(crate) fn old_table_error<E, R>(table: &str, e: SdkError<E, R>) -> anyhow::Error
+/// A DynamoDB error on the old table, as one readable line: the table, the
+/// error code and its message, and what to do about a missing table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OldTableError {
+    #[error("table {table} does not exist here (check --from-table, AWS_REGION and the account)")]
+    Missing { table: String },
+    #[error("reading table {table}: {code}: {message}")]
+    Service {
+        table: String,
+        code: String,
+        message: String,
+    },
+    #[error("reading table {table}: {detail}")]
+    Other { table: String, detail: String },
+}
+
+/// The [`OldTableError`] of an SDK error on `table`.
+pub(crate) fn old_table_error<E, R>(table: &str, e: SdkError<E, R>) -> OldTableError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
+    let table = table.to_owned();
     match (e.code(), e.message()) {
-        (Some("ResourceNotFoundException"), _) => anyhow!(
-            "table {table} does not exist here (check --from-table, AWS_REGION and the account)"
-        ),
-        (Some(code), Some(message)) => anyhow!("reading table {table}: {code}: {message}"),
-        _ => anyhow!(
-            "reading table {table}: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-        ),
+        (Some("ResourceNotFoundException"), _) => OldTableError::Missing { table },
+        (Some(code), Some(message)) => OldTableError::Service {
+            table,
+            code: code.to_owned(),
+            message: message.to_owned(),
+        },
+        _ => OldTableError::Other {
+            table,
+            detail: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        },
     }
 }

@@ -1,12 +1,13 @@
 //! `streamfold agents remove AGENT` and `streamfold agents reconcile`: the
 //! agent-lifecycle side of the extension pool. The variants live in
-//! `agents::AgentsCmd`; the work is here and in the reconcile crate.
+//! [`super::AgentsCmd`]; the work is here and in the `reconcile` crate
+//! (written `::reconcile` here, this module having the same name).
 
 use std::process::ExitCode;
 
+use ::reconcile::{Options, ReconcileError};
 use anyhow::{Result, anyhow};
 use clap::Args;
-use reconcile::{Options, ReconcileError};
 use serde_json::json;
 use streamfold_shared::ids::AgentId;
 
@@ -51,7 +52,7 @@ pub struct ReconcileArgs {
 /// longest-waiting agent) by the extensions processor from the stream.
 pub async fn remove(app: &App, args: RemoveArgs) -> Result<ExitCode> {
     let agent = AgentId::new(args.agent.as_str())?;
-    let removed = reconcile::remove_profile(&app.ctx, &agent).await?;
+    let removed = ::reconcile::remove_profile(&app.ctx, &agent).await?;
     if args.json {
         println!(
             "{}",
@@ -86,7 +87,7 @@ pub async fn reconcile(app: &App, args: ReconcileArgs) -> Result<ExitCode> {
     opts.force = args.force;
     opts.settle = !args.no_settle;
     opts.min_interval = std::time::Duration::from_millis(args.min_interval_ms);
-    let connect = reconcile::connect_client(&app.sdk, None);
+    let connect = ::reconcile::connect_client(&app.sdk, None);
     run(app, &connect, &opts, args.export.as_deref(), args.json).await
 }
 
@@ -100,9 +101,9 @@ pub async fn run(
     json_out: bool,
 ) -> Result<ExitCode> {
     if let Some(url) = export {
-        reconcile::parse_s3_url(url).map_err(|e| anyhow!(e))?;
+        ::reconcile::parse_s3_url(url).map_err(|e| anyhow!(e))?;
     }
-    let mut report = match reconcile::reconcile(&app.ctx, connect, opts).await {
+    let mut report = match ::reconcile::reconcile(&app.ctx, connect, opts).await {
         Ok(r) => r,
         Err(e @ (ReconcileError::TooManyDeletes { .. } | ReconcileError::NoUsers(_))) => {
             eprintln!("error: {e}");
@@ -111,8 +112,8 @@ pub async fn run(
         Err(e) => return Err(e.into()),
     };
     if let (Some(url), false) = (export, opts.dry_run) {
-        let s3 = reconcile::s3_client(&app.sdk);
-        let rows = reconcile::export(&app.ctx, &s3, url).await?;
+        let s3 = ::reconcile::s3_client(&app.sdk);
+        let rows = ::reconcile::export(&app.ctx, &s3, url).await?;
         report.exported = Some((rows, url.to_owned()));
     }
     if json_out {

@@ -35,7 +35,7 @@ use message_groups::Participant;
 use serde::Serialize;
 use streamfold_shared::attrs::{s, sv};
 use streamfold_shared::executor::{Executor, Item};
-use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
+use streamfold_shared::ids::{GroupId, IdError, MessageId, Timestamp, TimestampError, UserId};
 use streamfold_shared::keys::Key;
 
 use crate::app::App;
@@ -88,9 +88,48 @@ fn person(item: &HashMap<String, AttributeValue>) -> Option<Person> {
     })
 }
 
-fn participant(p: &Person) -> Result<Participant, String> {
+/// Why an old group's two participants cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    #[error("its rows disagree: {owner}'s shows {shown}, {other}'s shows {other_shown}")]
+    RowsDisagree {
+        owner: String,
+        shown: String,
+        other: String,
+        other_shown: String,
+    },
+    #[error("its only row shows {0} with themself")]
+    WithThemself(String),
+    #[error("the row of {0} is missing and they sent no message")]
+    MissingRow(String),
+    #[error("no conversation-list row, and {0} senders")]
+    Senders(usize),
+    #[error("rows of {0} owners")]
+    Owners(usize),
+    #[error("both participants are {0}")]
+    SameUser(String),
+    #[error(transparent)]
+    Id(#[from] IdError),
+}
+
+/// Why an old `MSG#` row is not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedMessage {
+    #[error("{0:?} is not a message row")]
+    NotMessage(String),
+    #[error(transparent)]
+    Id(#[from] IdError),
+    #[error(transparent)]
+    Time(#[from] TimestampError),
+    #[error("no user_uuid")]
+    NoSender,
+    #[error("no message")]
+    NoText,
+}
+
+fn participant(p: &Person) -> Result<Participant, IdError> {
     Ok(Participant {
-        user_uuid: UserId::new(p.uuid.as_str()).map_err(|e| e.to_string())?,
+        user_uuid: UserId::new(p.uuid.as_str())?,
         user_handle: p.handle.clone(),
         user_display_name: p.name.clone(),
     })
@@ -101,7 +140,7 @@ fn participant(p: &Person) -> Result<Participant, String> {
 pub fn resolve(
     g: &OldGroup,
     directory: &HashMap<String, Person>,
-) -> Result<([Participant; 2], u64), String> {
+) -> Result<([Participant; 2], u64), Unresolved> {
     // The newest row of each owner; older ones are stale or duplicates.
     let mut by_owner: BTreeMap<&str, &GrpRow> = BTreeMap::new();
     for r in &g.rows {
@@ -117,22 +156,21 @@ pub fn resolve(
     let pair = match by_owner.values().collect::<Vec<_>>().as_slice() {
         [a, b] => {
             if a.other.uuid != b.owner || b.other.uuid != a.owner {
-                return Err(format!(
-                    "its rows disagree: {}'s shows {}, {}'s shows {}",
-                    a.owner, a.other.uuid, b.owner, b.other.uuid
-                ));
+                return Err(Unresolved::RowsDisagree {
+                    owner: a.owner.clone(),
+                    shown: a.other.uuid.clone(),
+                    other: b.owner.clone(),
+                    other_shown: b.other.uuid.clone(),
+                });
             }
             [b.other.clone(), a.other.clone()]
         }
         [a] => {
             if a.other.uuid == a.owner {
-                return Err(format!("its only row shows {} with themself", a.owner));
+                return Err(Unresolved::WithThemself(a.owner.clone()));
             }
             let Some(me) = known(&a.owner) else {
-                return Err(format!(
-                    "the row of {} is missing and they sent no message",
-                    a.other.uuid
-                ));
+                return Err(Unresolved::MissingRow(a.other.uuid.clone()));
             };
             [me, a.other.clone()]
         }
@@ -141,33 +179,31 @@ pub fn resolve(
             match senders.as_slice() {
                 [a, b] => [(*a).clone(), (*b).clone()],
                 _ => {
-                    return Err(format!(
-                        "no conversation-list row, and {} senders",
-                        senders.len()
-                    ));
+                    return Err(Unresolved::Senders(senders.len()));
                 }
             }
         }
-        more => return Err(format!("rows of {} owners", more.len())),
+        more => return Err(Unresolved::Owners(more.len())),
     };
     if pair[0].uuid == pair[1].uuid {
-        return Err(format!("both participants are {}", pair[0].uuid));
+        return Err(Unresolved::SameUser(pair[0].uuid.clone()));
     }
     Ok(([participant(&pair[0])?, participant(&pair[1])?], collapsed))
 }
 
 /// The message item of an old `MSG#` row, in streamfold's format.
-pub fn message_item(item: &HashMap<String, AttributeValue>) -> Result<(GroupId, Item), String> {
+pub fn message_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<(GroupId, Item), MalformedMessage> {
     let pk = s(item, "pk").unwrap_or_default();
     let group = pk
         .strip_prefix("MSG#")
-        .ok_or_else(|| format!("{pk:?} is not a message row"))?;
-    let group = GroupId::new(group).map_err(|e| e.to_string())?;
-    let at = Timestamp::parse(s(item, "sk").unwrap_or_default()).map_err(|e| e.to_string())?;
-    let id =
-        MessageId::new(s(item, "message_uuid").unwrap_or_default()).map_err(|e| e.to_string())?;
-    let sender = person(item).ok_or("no user_uuid")?;
-    let text = s(item, "message").ok_or("no message")?;
+        .ok_or_else(|| MalformedMessage::NotMessage(pk.to_owned()))?;
+    let group = GroupId::new(group)?;
+    let at = Timestamp::parse(s(item, "sk").unwrap_or_default())?;
+    let id = MessageId::new(s(item, "message_uuid").unwrap_or_default())?;
+    let sender = person(item).ok_or(MalformedMessage::NoSender)?;
+    let text = s(item, "message").ok_or(MalformedMessage::NoText)?;
     let m = NewMessage {
         group: group.clone(),
         id,
@@ -483,86 +519,4 @@ pub async fn run_cli(app: &App, args: CruddurArgs) -> Result<ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(uuid: &str) -> Person {
-        Person {
-            uuid: uuid.into(),
-            handle: format!("@{uuid}"),
-            name: uuid.to_uppercase(),
-        }
-    }
-
-    fn row(owner: &str, sk: &str, other: &str) -> GrpRow {
-        GrpRow {
-            owner: owner.into(),
-            sk: sk.into(),
-            other: p(other),
-        }
-    }
-
-    #[test]
-    fn both_rows_name_both_participants_and_stale_rows_collapse() {
-        let g = OldGroup {
-            rows: vec![
-                row("a", "2023-01-01T00:00:00+00:00", "b"),
-                row("a", "2023-01-02T00:00:00+00:00", "b"),
-                row("b", "2023-01-02T00:00:00+00:00", "a"),
-            ],
-            ..OldGroup::default()
-        };
-        let (pair, collapsed) = resolve(&g, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(collapsed, 1);
-        let uuids: Vec<&str> = pair.iter().map(|p| p.user_uuid.as_str()).collect();
-        assert_eq!(uuids, vec!["a", "b"]);
-        assert_eq!(pair[0].user_handle, "@a");
-    }
-
-    #[test]
-    fn a_missing_row_is_filled_from_senders_or_reported() {
-        let mut g = OldGroup {
-            rows: vec![row("a", "2023-01-01T00:00:00+00:00", "b")],
-            ..OldGroup::default()
-        };
-        assert!(resolve(&g, &HashMap::new()).is_err());
-        g.senders.insert("a".into(), p("a"));
-        let (pair, _) = resolve(&g, &HashMap::new()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(pair[0].user_handle, "@a");
-        // From another conversation's row of the same user.
-        g.senders.clear();
-        let dir = HashMap::from([("a".to_owned(), p("a"))]);
-        assert!(resolve(&g, &dir).is_ok());
-        // Rows that disagree, or too many owners, are never guessed.
-        let bad = OldGroup {
-            rows: vec![row("a", "1", "b"), row("b", "1", "c")],
-            ..OldGroup::default()
-        };
-        assert!(resolve(&bad, &HashMap::new()).is_err());
-        let none = OldGroup {
-            senders: BTreeMap::from([("a".to_owned(), p("a"))]),
-            ..OldGroup::default()
-        };
-        assert!(resolve(&none, &HashMap::new()).is_err());
-    }
-
-    #[test]
-    fn old_messages_get_canonical_keys() {
-        let item = HashMap::from([
-            ("pk".to_owned(), sv("MSG#g1")),
-            ("sk".to_owned(), sv("2023-06-01T12:00:00.123456+00:00")),
-            ("message_uuid".to_owned(), sv("m1")),
-            ("message".to_owned(), sv("hi")),
-            ("user_uuid".to_owned(), sv("a")),
-            ("user_handle".to_owned(), sv("@a")),
-            ("user_display_name".to_owned(), sv("A")),
-        ]);
-        let (g, m) = message_item(&item).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(g.as_str(), "g1");
-        assert_eq!(s(&m, "sk"), Some("2023-06-01T12:00:00.123456Z#m1"));
-        assert_eq!(s(&m, "type"), Some("message"));
-        let mut bad = item.clone();
-        bad.insert("sk".into(), sv("yesterday"));
-        assert!(message_item(&bad).is_err());
-    }
-}
+mod tests;

@@ -2,6 +2,8 @@
 //! `conversations list` (pattern B), `conversations get` (pattern A) and
 //! `seed`.
 
+pub mod command;
+
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result, anyhow, bail};
