@@ -4,7 +4,8 @@
 use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
 
 use super::{
-    BATCH_GET_MAX, BATCH_WRITE_MAX, ErrorClass, ExecError, Executor, Item, build_err, classify,
+    Attempt, BATCH_GET_MAX, BATCH_WRITE_MAX, ErrorClass, ExecError, Executor, Item, Op,
+    RequestError,
 };
 use crate::keys::Key;
 
@@ -20,7 +21,7 @@ impl Executor {
                         PutRequest::builder()
                             .set_item(Some(item))
                             .build()
-                            .map_err(build_err)?,
+                            .map_err(|e| RequestError::unbuildable(Op::BatchWriteItem, e))?,
                     )
                     .build(),
             );
@@ -40,7 +41,7 @@ impl Executor {
                         DeleteRequest::builder()
                             .set_key(Some(key.to_key_map()))
                             .build()
-                            .map_err(build_err)?,
+                            .map_err(|e| RequestError::unbuildable(Op::BatchWriteItem, e))?,
                     )
                     .build(),
             );
@@ -48,6 +49,8 @@ impl Executor {
         self.batch_write(pending).await
     }
 
+    /// Sends `pending` in chunks of [`BATCH_WRITE_MAX`], each until nothing
+    /// of it is left unprocessed; how many requests that took.
     async fn batch_write(&self, pending: Vec<WriteRequest>) -> Result<usize, ExecError> {
         if let Some(dry) = &self.dry {
             let chunks = pending.chunks(BATCH_WRITE_MAX);
@@ -57,114 +60,127 @@ impl Executor {
             }
             return Ok(n);
         }
-        let mut requests = 0;
+        let op = Op::BatchWriteItem;
+        let table = &*self.table;
+        let mut sent = 0;
         for chunk in pending.chunks(BATCH_WRITE_MAX) {
-            requests += self.batch_write_chunk(chunk.to_vec()).await?;
-        }
-        Ok(requests)
-    }
-
-    async fn batch_write_chunk(&self, mut chunk: Vec<WriteRequest>) -> Result<usize, ExecError> {
-        let mut last = String::new();
-        let mut sent_count = 0;
-        for attempt in 0..self.retry.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-            }
-            sent_count += 1;
-            let sent = self
-                .client
-                .batch_write_item()
-                .request_items(self.table.to_string(), chunk.clone())
-                .send()
+            let mut chunk = chunk.to_vec();
+            let written = self
+                .retry
+                .run(
+                    op,
+                    &mut chunk,
+                    |chunk, _| {
+                        sent += 1;
+                        (self.client.batch_write_item())
+                            .request_items(table, chunk.clone())
+                            .send()
+                    },
+                    |chunk, answer| match answer {
+                        Ok(out) => {
+                            let rest = (out.unprocessed_items)
+                                .and_then(|mut m| m.remove(table))
+                                .unwrap_or_default();
+                            if rest.is_empty() {
+                                return Attempt::Done(Ok(()));
+                            }
+                            let why = format!("{} items unprocessed", rest.len());
+                            *chunk = rest;
+                            Attempt::Retry(RequestError::new(op, None, ErrorClass::Retry, why))
+                        }
+                        Err(e) => Attempt::failed(RequestError::of(op, &e)),
+                    },
+                )
                 .await;
-            match sent {
-                Ok(out) => {
-                    let rest = out
-                        .unprocessed_items
-                        .and_then(|mut m| m.remove(&*self.table))
-                        .unwrap_or_default();
-                    if rest.is_empty() {
-                        return Ok(sent_count);
-                    }
-                    last = format!("{} items unprocessed", rest.len());
-                    chunk = rest;
+            match written {
+                Ok(done) => done?,
+                Err(spent) => {
+                    let text = format!(
+                        "BatchWriteItem left {} items unwritten after {} attempts: {}",
+                        chunk.len(),
+                        spent.attempts,
+                        spent.last
+                    );
+                    return Err(spent.last.after(spent.attempts, text).into());
                 }
-                Err(e) => match classify("BatchWriteItem", &e) {
-                    (ErrorClass::Retry, m) => last = m,
-                    (class, m) => return Err(class.error(m)),
-                },
             }
         }
-        Err(ExecError::Transient(format!(
-            "BatchWriteItem left {} items unwritten after {} attempts: {last}",
-            chunk.len(),
-            self.retry.max_attempts
-        )))
+        Ok(sent)
     }
 
     /// Reads items by key with BatchGetItem, 100 at a time, retrying
     /// unprocessed keys. Missing items are simply absent from the answer.
+    /// A dry run reads through its cache: only keys it does not know are
+    /// read.
     pub async fn batch_get(&self, keys: &[Key], consistent: bool) -> Result<Vec<Item>, ExecError> {
-        let Some(dry) = &self.dry else {
-            return self.batch_get_sent(keys, consistent).await;
+        let (mut found, unknown) = match &self.dry {
+            Some(dry) => dry.cached(keys),
+            None => (Vec::new(), keys.to_vec()),
         };
-        let (mut found, missing) = dry.cached(keys);
-        if !missing.is_empty() {
-            let read = self.batch_get_sent(&missing, consistent).await?;
-            dry.remember(&missing, &read);
-            found.extend(read);
-        }
-        Ok(found)
-    }
-
-    async fn batch_get_sent(&self, keys: &[Key], consistent: bool) -> Result<Vec<Item>, ExecError> {
-        let mut found = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(BATCH_GET_MAX) {
-            let mut pending: Vec<Item> = chunk.iter().map(Key::to_key_map).collect();
-            let mut attempt = 0;
-            let mut last = String::new();
-            while !pending.is_empty() {
-                if attempt >= self.retry.max_attempts {
-                    return Err(ExecError::Transient(format!(
-                        "BatchGetItem left {} keys unread after {attempt} attempts: {last}",
-                        pending.len()
-                    )));
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-                }
-                attempt += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending.clone()))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(build_err)?;
-                match self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.table.to_string(), request)
-                    .send()
-                    .await
-                {
-                    Ok(out) => {
+        let op = Op::BatchGetItem;
+        let table = &*self.table;
+        let request = |keys: Vec<Item>| {
+            (KeysAndAttributes::builder().set_keys(Some(keys)))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| ExecError::from(RequestError::unbuildable(op, e)))
+        };
+        let mut read = Vec::new();
+        for chunk in unknown.chunks(BATCH_GET_MAX) {
+            let mut pending = request(chunk.iter().map(Key::to_key_map).collect())?;
+            let answered = self
+                .retry
+                .run(
+                    op,
+                    &mut pending,
+                    |pending, _| {
+                        (self.client.batch_get_item())
+                            .request_items(table, pending.clone())
+                            .send()
+                    },
+                    |pending, answer| {
+                        let out = match answer {
+                            Ok(out) => out,
+                            Err(e) => return Attempt::failed(RequestError::of(op, &e)),
+                        };
                         if let Some(mut r) = out.responses {
-                            found.extend(r.remove(&*self.table).unwrap_or_default());
+                            read.extend(r.remove(table).unwrap_or_default());
                         }
-                        pending = out
-                            .unprocessed_keys
-                            .and_then(|mut m| m.remove(&*self.table))
+                        let rest = (out.unprocessed_keys)
+                            .and_then(|mut m| m.remove(table))
                             .map(|k| k.keys)
                             .unwrap_or_default();
-                        last = format!("{} keys unprocessed", pending.len());
-                    }
-                    Err(e) => match classify("BatchGetItem", &e) {
-                        (ErrorClass::Retry, m) => last = m,
-                        (class, m) => return Err(class.error(m)),
+                        if rest.is_empty() {
+                            return Attempt::Done(Ok(()));
+                        }
+                        let why = format!("{} keys unprocessed", rest.len());
+                        match request(rest) {
+                            Ok(next) => *pending = next,
+                            Err(e) => return Attempt::Done(Err(e)),
+                        }
+                        Attempt::Retry(RequestError::new(op, None, ErrorClass::Retry, why))
                     },
+                )
+                .await;
+            match answered {
+                Ok(done) => done?,
+                Err(spent) => {
+                    let text = format!(
+                        "BatchGetItem left {} keys unread after {} attempts: {}",
+                        pending.keys().len(),
+                        spent.attempts,
+                        spent.last
+                    );
+                    return Err(spent.last.after(spent.attempts, text).into());
                 }
             }
         }
+        if let Some(dry) = &self.dry
+            && !unknown.is_empty()
+        {
+            dry.remember(&unknown, &read);
+        }
+        found.extend(read);
         Ok(found)
     }
 }

@@ -1,5 +1,7 @@
-//! What a failed request means: [`ExecError`], what the executor gives up
-//! with, and [`ErrorClass`], the one classification of every answer.
+//! What a failed request means: [`ErrorClass`], the one classification of
+//! every answer; [`RequestError`], one failed request with its operation,
+//! its AWS error code and its class; and [`ExecError`], what the executor
+//! gives up with.
 
 use std::fmt;
 
@@ -22,20 +24,188 @@ impl ExecError {
     }
 }
 
-pub(super) fn build_err(e: impl fmt::Display) -> ExecError {
-    ExecError::Permanent(format!("could not build the request: {e}"))
+impl From<RequestError> for ExecError {
+    fn from(e: RequestError) -> Self {
+        if e.is_transient() {
+            Self::Transient(e.text)
+        } else {
+            Self::Permanent(e.text)
+        }
+    }
 }
 
+/// An operation of an AWS service, as the executor names it in errors and
+/// logs. The executor's own requests have their variant; any other request
+/// (one a caller sends through [`super::Executor::retrying`] or
+/// [`super::send_retrying`]) is [`Op::Other`] with its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    GetItem,
+    PutItem,
+    UpdateItem,
+    DeleteItem,
+    Query,
+    Scan,
+    BatchGetItem,
+    BatchWriteItem,
+    TransactWriteItems,
+    /// Any other operation, by its name (`DescribeStream`, `ListShards`, ...).
+    Other(&'static str),
+}
+
+impl Op {
+    /// The operation's name, as the service spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GetItem => "GetItem",
+            Self::PutItem => "PutItem",
+            Self::UpdateItem => "UpdateItem",
+            Self::DeleteItem => "DeleteItem",
+            Self::Query => "Query",
+            Self::Scan => "Scan",
+            Self::BatchGetItem => "BatchGetItem",
+            Self::BatchWriteItem => "BatchWriteItem",
+            Self::TransactWriteItems => "TransactWriteItems",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+impl From<&'static str> for Op {
+    fn from(name: &'static str) -> Self {
+        match name {
+            "GetItem" => Self::GetItem,
+            "PutItem" => Self::PutItem,
+            "UpdateItem" => Self::UpdateItem,
+            "DeleteItem" => Self::DeleteItem,
+            "Query" => Self::Query,
+            "Scan" => Self::Scan,
+            "BatchGetItem" => Self::BatchGetItem,
+            "BatchWriteItem" => Self::BatchWriteItem,
+            "TransactWriteItems" => Self::TransactWriteItems,
+            other => Self::Other(other),
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One failed request: its operation, the AWS error code of its answer
+/// (`None` without a service answer: a timeout, a dropped connection, a
+/// request that could not be built, what a batch left unprocessed), its
+/// [`ErrorClass`], and a one-line description (never an attribute's value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    op: Op,
+    code: Option<String>,
+    class: ErrorClass,
+    attempts: u32,
+    text: String,
+}
+
+impl RequestError {
+    /// A failure described by `text` (shown as is).
+    pub fn new(op: Op, code: Option<&str>, class: ErrorClass, text: impl Into<String>) -> Self {
+        Self {
+            op,
+            code: code.map(str::to_owned),
+            class,
+            attempts: 1,
+            text: text.into(),
+        }
+    }
+
+    /// A failed request of any AWS service, classified by [`ErrorClass::of`]:
+    /// `{op}: {code}: {message}` for a service's answer, `{op}: {the SDK's
+    /// error chain}` otherwise.
+    pub fn of<E, R>(op: Op, err: &SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        let class = ErrorClass::of(err);
+        match err {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                let code = e.code().unwrap_or("Unknown");
+                let text = format!("{op}: {code}: {}", e.message().unwrap_or(""));
+                Self::new(op, e.code(), class, text)
+            }
+            other => {
+                let text = format!(
+                    "{op}: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(other)
+                );
+                Self::new(op, None, class, text)
+            }
+        }
+    }
+
+    /// A request that could not be built (a permanent error).
+    pub fn unbuildable(op: Op, e: impl fmt::Display) -> Self {
+        Self::new(
+            op,
+            None,
+            ErrorClass::Permanent,
+            format!("could not build the request: {e}"),
+        )
+    }
+
+    /// The same failure, described anew (`text` wraps the old description)
+    /// after `attempts` requests.
+    pub(super) fn after(mut self, attempts: u32, text: String) -> Self {
+        self.attempts = attempts;
+        self.text = text;
+        self
+    }
+
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The AWS error code of the answer, if the service answered.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// How many requests were sent before the executor stopped.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.class.is_transient()
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
 /// What an error answer means for the request that got it. The one
-/// classification of the executor: every retry path ([`Executor::transact`],
-/// batch writes and reads, [`Executor::conditional`], [`send_retrying`] and
-/// [`may_succeed_later`]) goes through [`ErrorClass::of`].
+/// classification of the executor: every retry path
+/// ([`super::Executor::transact`], batch writes and reads,
+/// [`super::Executor::conditional`], [`super::send_retrying`] and
+/// [`may_succeed_later`]) goes through [`ErrorClass::of`] (and a
+/// cancelled transaction through [`ErrorClass::of_cancellation`]).
 ///
 /// | answer | class |
 /// |---|---|
 /// | `ConditionalCheckFailedException`, cancellation reason `ConditionalCheckFailed` | [`ErrorClass::ConditionFailed`] |
 /// | `IdempotentParameterMismatchException`, `TransactionInProgressException` | [`ErrorClass::PlanAgain`] |
-/// | `ResourceNotFoundException`, `ValidationException`, `SerializationException`, `ItemCollectionSizeLimitExceededException`, `AccessDeniedException`, `UnrecognizedClientException`, `InvalidSignatureException`, `MissingAuthenticationTokenException`, `InvalidArgumentException`, `ExpiredIteratorException`, `TrimmedDataAccessException`, a request that cannot be built | [`ErrorClass::Permanent`] |
+/// | `ResourceNotFoundException`, `ValidationException`, `SerializationException`, `ItemCollectionSizeLimitExceededException`, `AccessDeniedException`, `UnrecognizedClientException`, `InvalidSignatureException`, `MissingAuthenticationTokenException`, `InvalidArgumentException`, `ExpiredIteratorException`, `TrimmedDataAccessException`, cancellation reason `ValidationError`, a request that cannot be built | [`ErrorClass::Permanent`] |
 /// | anything else: throttling, 5xx, `TransactionConflict`, timeouts, dropped connections, unknown codes | [`ErrorClass::Retry`] |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -93,38 +263,29 @@ impl ErrorClass {
         }
     }
 
-    /// What an executor gives up with for this class (`ConditionFailed` is
-    /// permanent for a request that should not have had one; `PlanAgain`
-    /// outside a transaction is retried later).
-    pub(super) fn error(self, text: String) -> ExecError {
-        match self {
-            Self::Retry | Self::PlanAgain => ExecError::Transient(text),
-            Self::ConditionFailed | Self::Permanent => ExecError::Permanent(text),
+    /// The class of a cancelled transaction, from its cancellation reasons
+    /// (one per action, `None` for an action that was fine): a failed
+    /// condition anywhere is an answer; a `ValidationError` can never
+    /// succeed; anything else (`TransactionConflict`, throttling) can.
+    pub fn of_cancellation<'a>(reasons: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut class = Self::Retry;
+        for reason in reasons {
+            match reason {
+                "ConditionalCheckFailed" => return Self::ConditionFailed,
+                "ValidationError" => class = Self::Permanent,
+                _ => {}
+            }
         }
+        class
     }
-}
 
-/// A failed request's class and its one-line description.
-pub(super) fn classify<E, R>(op: &str, err: &SdkError<E, R>) -> (ErrorClass, String)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
-{
-    let text = match err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            format!(
-                "{op}: {}: {}",
-                e.code().unwrap_or("Unknown"),
-                e.message().unwrap_or("")
-            )
-        }
-        other => format!(
-            "{op}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(other)
-        ),
-    };
-    (ErrorClass::of(err), text)
+    /// Whether an executor that gives up with this class gives up for now
+    /// only (`PlanAgain` outside a transaction is retried later;
+    /// `ConditionFailed` is permanent for a request that should not have
+    /// had one).
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::Retry | Self::PlanAgain)
+    }
 }
 
 /// Whether a failed request to any AWS service may succeed when sent again:
@@ -152,16 +313,76 @@ mod tests {
             (Some("TransactionInProgressException"), C::PlanAgain),
             (Some("ResourceNotFoundException"), C::Permanent),
             (Some("ValidationException"), C::Permanent),
+            (Some("SerializationException"), C::Permanent),
+            (
+                Some("ItemCollectionSizeLimitExceededException"),
+                C::Permanent,
+            ),
+            (Some("AccessDeniedException"), C::Permanent),
+            (Some("UnrecognizedClientException"), C::Permanent),
+            (Some("InvalidSignatureException"), C::Permanent),
+            (Some("MissingAuthenticationTokenException"), C::Permanent),
+            (Some("InvalidArgumentException"), C::Permanent),
+            (Some("ExpiredIteratorException"), C::Permanent),
+            (Some("TrimmedDataAccessException"), C::Permanent),
             (Some("ProvisionedThroughputExceededException"), C::Retry),
             (Some("ThrottlingException"), C::Retry),
+            (Some("RequestLimitExceeded"), C::Retry),
             (Some("InternalServerError"), C::Retry),
+            (Some("TransactionConflictException"), C::Retry),
             (Some("SomethingNew"), C::Retry),
+            (Some(""), C::Retry),
             (None, C::Retry),
         ] {
             assert_eq!(ErrorClass::of_code(code), class, "{code:?}");
         }
         // Planning again is never a dead letter.
-        assert!(C::PlanAgain.error("x".into()).is_transient());
-        assert!(!C::Permanent.error("x".into()).is_transient());
+        assert!(C::PlanAgain.is_transient() && C::Retry.is_transient());
+        assert!(!C::Permanent.is_transient() && !C::ConditionFailed.is_transient());
+    }
+
+    #[test]
+    fn a_cancelled_transaction_is_classified_by_its_reasons() {
+        use ErrorClass as C;
+        for (reasons, class) in [
+            (vec!["None", "ConditionalCheckFailed"], C::ConditionFailed),
+            (
+                vec!["ValidationError", "ConditionalCheckFailed"],
+                C::ConditionFailed,
+            ),
+            (vec!["None", "ValidationError"], C::Permanent),
+            (vec!["TransactionConflict", "None"], C::Retry),
+            (vec!["ThrottlingError"], C::Retry),
+            (vec![], C::Retry),
+        ] {
+            assert_eq!(
+                ErrorClass::of_cancellation(reasons.clone()),
+                class,
+                "{reasons:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_error_keeps_its_operation_code_and_class() {
+        let e = RequestError::new(
+            Op::Query,
+            Some("ResourceNotFoundException"),
+            ErrorClass::Permanent,
+            "Query: ResourceNotFoundException: Requested resource not found",
+        );
+        assert_eq!(e.op(), Op::Query);
+        assert_eq!(e.code(), Some("ResourceNotFoundException"));
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "Query: ResourceNotFoundException: Requested resource not found"
+        );
+        let gave_up = RequestError::new(Op::GetItem, None, ErrorClass::Retry, "x")
+            .after(8, "gave up after 8 attempts: x".to_owned());
+        assert_eq!((gave_up.attempts(), gave_up.is_transient()), (8, true));
+        assert_eq!(Op::from("DescribeStream"), Op::Other("DescribeStream"));
+        assert_eq!(Op::from("BatchGetItem"), Op::BatchGetItem);
+        assert_eq!(Op::Other("ListShards").to_string(), "ListShards");
     }
 }

@@ -9,7 +9,7 @@
 //! line by a [`DryRun`] and answered as successful, while reads still go to
 //! the table (through a cache per key, see [`DryRun`]). Its client then
 //! refuses every write request, whatever path sends it.
-
+//!
 //! One job per file: [`tx`] (transactions, tokens), [`batch`] (batch
 //! writes and reads), [`retry`] (the one retry driver), [`error`]
 //! ([`ExecError`], [`ErrorClass`]) and [`dry_run`]; this file holds the
@@ -35,9 +35,8 @@ use dry_run::ReadOnly;
 pub use dry_run::{
     DRY_RUN_CACHE_MAX, DryRun, DryRunStats, attr_json, is_read, item_json, read_requests,
 };
-pub use error::{ErrorClass, ExecError, may_succeed_later};
-use error::{build_err, classify};
-pub use retry::{RetryPolicy, send_retrying};
+pub use error::{ErrorClass, ExecError, Op, RequestError, may_succeed_later};
+pub use retry::{Attempt, Exhausted, RetryPolicy, send_retrying};
 pub use tx::{Expr, Tx, TxOutcome, nonce, token};
 
 /// A DynamoDB item.
@@ -150,7 +149,7 @@ impl Executor {
     }
 
     async fn get_sent(&self, key: &Key, consistent: bool) -> Result<Option<Item>, ExecError> {
-        self.retrying("GetItem", || async {
+        self.retrying(Op::GetItem, || async {
             self.client
                 .get_item()
                 .table_name(&*self.table)
@@ -170,7 +169,7 @@ impl Executor {
             return Ok(true);
         }
         let done = self
-            .conditional("PutItem", || {
+            .conditional(Op::PutItem, || {
                 self.client
                     .put_item()
                     .table_name(&*self.table)
@@ -185,18 +184,25 @@ impl Executor {
     /// Runs a request with the retry policy for transient errors. A failed
     /// condition is not retried (it is a permanent error here); use
     /// [`Executor::conditional`] for requests that carry one.
-    pub async fn retrying<T, E, R, F, Fut>(&self, op: &str, send: F) -> Result<T, ExecError>
+    pub async fn retrying<T, E, R, F, Fut>(
+        &self,
+        op: impl Into<Op>,
+        send: F,
+    ) -> Result<T, ExecError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, R>>>,
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
     {
+        let op = op.into();
         match self.conditional(op, send).await? {
             Conditional::Done(v) => Ok(v),
-            Conditional::ConditionFailed => Err(ExecError::Permanent(format!(
-                "{op}: ConditionalCheckFailedException"
-            ))),
+            Conditional::ConditionFailed => {
+                let code = "ConditionalCheckFailedException";
+                let text = format!("{op}: {code}");
+                Err(RequestError::new(op, Some(code), ErrorClass::ConditionFailed, text).into())
+            }
         }
     }
 
@@ -205,7 +211,7 @@ impl Executor {
     /// [`Conditional::ConditionFailed`], returned at once.
     pub async fn conditional<T, E, R, F, Fut>(
         &self,
-        op: &str,
+        op: impl Into<Op>,
         mut send: F,
     ) -> Result<Conditional<T>, ExecError>
     where
@@ -214,28 +220,32 @@ impl Executor {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
     {
-        if self.dry.is_some() && !is_read(op) {
-            return Err(ExecError::Permanent(format!(
+        let op = op.into();
+        if self.dry.is_some() && !is_read(op.name()) {
+            let text = format!(
                 "{op}: a dry run cannot record a request sent around the executor's write methods"
-            )));
+            );
+            return Err(RequestError::new(op, None, ErrorClass::Permanent, text).into());
         }
-        let mut last = String::new();
-        for attempt in 0..self.retry.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-            }
-            match send().await {
-                Ok(v) => return Ok(Conditional::Done(v)),
-                Err(e) => match classify(op, &e) {
-                    (ErrorClass::ConditionFailed, _) => return Ok(Conditional::ConditionFailed),
-                    (ErrorClass::Retry, m) => last = m,
-                    (class, m) => return Err(class.error(m)),
+        self.retry
+            .run(
+                op,
+                &mut (),
+                |_, _| send(),
+                |_, sent| match sent {
+                    Ok(v) => Attempt::Done(Ok(Conditional::Done(v))),
+                    Err(e) => {
+                        let failed = RequestError::of(op, &e);
+                        match failed.class() {
+                            ErrorClass::ConditionFailed => {
+                                Attempt::Done(Ok(Conditional::ConditionFailed))
+                            }
+                            _ => Attempt::failed(failed),
+                        }
+                    }
                 },
-            }
-        }
-        Err(ExecError::Transient(format!(
-            "gave up after {} attempts: {last}",
-            self.retry.max_attempts
-        )))
+            )
+            .await
+            .unwrap_or_else(|spent| Err(spent.gave_up().into()))
     }
 }

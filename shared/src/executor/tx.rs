@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    ErrorClass, ExecError, Executor, Item, MAX_PLAN_AGAIN, TRANSACT_MAX, build_err, classify,
+    Attempt, ErrorClass, ExecError, Executor, Item, MAX_PLAN_AGAIN, Op, RequestError, RetryPolicy,
+    TRANSACT_MAX,
 };
 use crate::keys::Key;
 
@@ -82,12 +83,12 @@ impl Tx {
 
     fn touch(&mut self, pk: String, sk: String) -> Result<(), ExecError> {
         if self.touched.iter().any(|(p, s)| *p == pk && *s == sk) {
-            return Err(ExecError::Permanent(format!(
+            return Err(invalid(format!(
                 "a transaction may not act twice on {pk} / {sk}"
             )));
         }
         if self.items.len() >= TRANSACT_MAX {
-            return Err(ExecError::Permanent(format!(
+            return Err(invalid(format!(
                 "a transaction takes at most {TRANSACT_MAX} actions"
             )));
         }
@@ -116,7 +117,7 @@ impl Tx {
         }
         self.items.push(
             TransactWriteItem::builder()
-                .put(put.build().map_err(build_err)?)
+                .put(put.build().map_err(unbuildable)?)
                 .build(),
         );
         Ok(self)
@@ -136,7 +137,7 @@ impl Tx {
         }
         self.items.push(
             TransactWriteItem::builder()
-                .delete(del.build().map_err(build_err)?)
+                .delete(del.build().map_err(unbuildable)?)
                 .build(),
         );
         Ok(self)
@@ -161,7 +162,7 @@ impl Tx {
             .set_expression_attribute_values(all.values_opt());
         self.items.push(
             TransactWriteItem::builder()
-                .update(upd.build().map_err(build_err)?)
+                .update(upd.build().map_err(unbuildable)?)
                 .build(),
         );
         Ok(self)
@@ -178,11 +179,20 @@ impl Tx {
             .set_expression_attribute_values(condition.values_opt());
         self.items.push(
             TransactWriteItem::builder()
-                .condition_check(check.build().map_err(build_err)?)
+                .condition_check(check.build().map_err(unbuildable)?)
                 .build(),
         );
         Ok(self)
     }
+}
+
+/// A transaction that can never be sent as built.
+fn invalid(text: String) -> ExecError {
+    RequestError::new(Op::TransactWriteItems, None, ErrorClass::Permanent, text).into()
+}
+
+fn unbuildable(e: impl std::fmt::Display) -> ExecError {
+    RequestError::unbuildable(Op::TransactWriteItems, e).into()
 }
 
 /// What a transaction came to.
@@ -254,66 +264,38 @@ impl Executor {
             dry.record_transaction(&self.table, &tx.items, token);
             return Ok(TxOutcome::Committed);
         }
-        let mut last = String::new();
-        for attempt in 0..self.retry.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.retry.delay(attempt - 1)).await;
-            }
-            let sent = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(tx.items.clone()))
-                .client_request_token(token)
-                .send()
-                .await;
-            let err = match sent {
-                Ok(_) => return Ok(TxOutcome::Committed),
-                Err(e) => e,
-            };
-            if let Some(
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c),
-            ) = err.as_service_error()
-            {
-                let reasons = c.cancellation_reasons();
-                let code = |r: &aws_sdk_dynamodb::types::CancellationReason| {
-                    r.code().unwrap_or("None").to_owned()
-                };
-                let failed: Vec<usize> = reasons
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| code(r) == "ConditionalCheckFailed")
-                    .map(|(i, _)| i)
-                    .collect();
-                if !failed.is_empty() {
-                    return Ok(TxOutcome::ConditionFailed(failed));
-                }
-                let codes: Vec<String> = reasons.iter().map(code).collect();
-                if codes.iter().any(|c| c == "ValidationError") {
-                    return Err(ExecError::Permanent(format!(
-                        "TransactWriteItems cancelled: {}",
-                        codes.join(", ")
-                    )));
-                }
-                last = format!("TransactWriteItems cancelled: {}", codes.join(", "));
-                tracing::debug!(attempt, reason = %last, "retrying a transaction");
-                continue;
-            }
-            match classify("TransactWriteItems", &err) {
-                (ErrorClass::Retry, m) => {
-                    tracing::debug!(attempt, reason = %m, "retrying a transaction");
-                    last = m;
-                }
-                (ErrorClass::PlanAgain, m) => {
-                    tracing::debug!(attempt, reason = %m, "a transaction to plan again");
-                    return Ok(TxOutcome::PlanAgain(m));
-                }
-                (class, m) => return Err(class.error(m)),
-            }
-        }
-        Err(ExecError::Transient(format!(
-            "gave up after {} attempts: {last}",
-            self.retry.max_attempts
-        )))
+        let op = Op::TransactWriteItems;
+        self.retry
+            .run(
+                op,
+                &mut (),
+                |_, _| {
+                    (self.client.transact_write_items())
+                        .set_transact_items(Some(tx.items.clone()))
+                        .client_request_token(token)
+                        .send()
+                },
+                |_, sent| {
+                    let err = match sent {
+                        Ok(_) => return Attempt::Done(Ok(TxOutcome::Committed)),
+                        Err(e) => e,
+                    };
+                    let failed = match cancellation(&err) {
+                        Some(Cancelled::ConditionFailed(at)) => {
+                            return Attempt::Done(Ok(TxOutcome::ConditionFailed(at)));
+                        }
+                        Some(Cancelled::Other(failed)) => failed,
+                        None => RequestError::of(op, &err),
+                    };
+                    if failed.class() == ErrorClass::PlanAgain {
+                        tracing::debug!(reason = %failed, "a transaction to plan again");
+                        return Attempt::Done(Ok(TxOutcome::PlanAgain(failed.to_string())));
+                    }
+                    Attempt::failed(failed)
+                },
+            )
+            .await
+            .unwrap_or_else(|spent| Err(spent.gave_up().into()))
     }
 
     /// Commits a transaction whose plan reads nothing (its conditions alone
@@ -322,22 +304,82 @@ impl Executor {
     /// again under a new token (`parts` and the round), at most
     /// [`MAX_PLAN_AGAIN`] times. Never answers `PlanAgain`.
     pub async fn transact_planned(&self, tx: Tx, parts: &[&str]) -> Result<TxOutcome, ExecError> {
-        let mut last = String::new();
-        for round in 0..MAX_PLAN_AGAIN {
-            let round_s = round.to_string();
-            let mut all: Vec<&str> = parts.to_vec();
-            if round > 0 {
-                all.extend(["plan-again", round_s.as_str()]);
-            }
-            match self.transact(tx.clone(), &token(&all)).await? {
-                TxOutcome::PlanAgain(m) => last = m,
-                done => return Ok(done),
-            }
-        }
-        Err(ExecError::Transient(format!(
-            "planned again {MAX_PLAN_AGAIN} times: {last}"
-        )))
+        // One token per round: the first of `parts`, then `parts` and the round.
+        let tokens: Vec<String> = (0..MAX_PLAN_AGAIN)
+            .map(|round| {
+                let round_s = round.to_string();
+                let mut all: Vec<&str> = parts.to_vec();
+                if round > 0 {
+                    all.extend(["plan-again", round_s.as_str()]);
+                }
+                token(&all)
+            })
+            .collect();
+        let at = |round: u32| {
+            let i = usize::try_from(round).unwrap_or(usize::MAX);
+            tokens.get(i).map_or("", String::as_str)
+        };
+        RetryPolicy::immediate(MAX_PLAN_AGAIN)
+            .run(
+                Op::TransactWriteItems,
+                &mut (),
+                |_, round| self.transact(tx.clone(), at(round)),
+                |_, done| match done {
+                    Ok(TxOutcome::PlanAgain(m)) => Attempt::Retry(m),
+                    done => Attempt::Done(done),
+                },
+            )
+            .await
+            .unwrap_or_else(|spent| {
+                let text = format!("planned again {} times: {}", spent.attempts, spent.last);
+                let op = Op::TransactWriteItems;
+                let failed = RequestError::new(op, None, ErrorClass::PlanAgain, "");
+                Err(failed.after(spent.attempts, text).into())
+            })
     }
+}
+
+/// What a cancelled transaction's reasons say ([`ErrorClass::of_cancellation`]).
+enum Cancelled {
+    /// The indexes of the actions whose condition failed.
+    ConditionFailed(Vec<usize>),
+    /// Cancelled for another reason: `TransactWriteItems cancelled: {the
+    /// reasons, one per action}`.
+    Other(RequestError),
+}
+
+fn cancellation<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> Option<Cancelled> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let Some(TransactWriteItemsError::TransactionCanceledException(c)) = err.as_service_error()
+    else {
+        return None;
+    };
+    let codes: Vec<&str> = c
+        .cancellation_reasons()
+        .iter()
+        .map(|r| r.code().unwrap_or("None"))
+        .collect();
+    let class = ErrorClass::of_cancellation(codes.iter().copied());
+    if class == ErrorClass::ConditionFailed {
+        let at = (codes.iter().enumerate())
+            .filter(|(_, c)| **c == "ConditionalCheckFailed")
+            .map(|(i, _)| i)
+            .collect();
+        return Some(Cancelled::ConditionFailed(at));
+    }
+    let text = format!("TransactWriteItems cancelled: {}", codes.join(", "));
+    let code = Some("TransactionCanceledException");
+    Some(Cancelled::Other(RequestError::new(
+        Op::TransactWriteItems,
+        code,
+        class,
+        text,
+    )))
 }
 
 #[cfg(test)]
