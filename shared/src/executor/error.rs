@@ -7,30 +7,73 @@ use std::fmt;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-/// An error the executor gives up on.
+/// An error the executor gives up on. What a caller decides on is
+/// [`ExecError::is_transient`] (fail the record now, retry it later) against
+/// permanent (dead-letter it); a request's failure also carries its
+/// operation and AWS error code ([`ExecError::code`]), so a caller can
+/// recognise a missing table or a throttled request without reading text.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ExecError {
-    /// Throttling, 5xx, timeouts, conflicts: retrying later can succeed.
+    /// A request the executor sent (or could not send) failed, and it stops
+    /// there: its operation, error code and class are in the
+    /// [`RequestError`].
+    #[error("{0}")]
+    Request(RequestError),
+    /// A caller's own failure that retrying later can fix (its reads kept
+    /// changing, a dependency is not there yet).
     #[error("{0}")]
     Transient(String),
-    /// The request can never succeed (validation, item too large, ...).
+    /// A caller's own failure that can never succeed (a malformed item, an
+    /// invalid id).
     #[error("{0}")]
     Permanent(String),
 }
 
 impl ExecError {
+    /// Whether retrying later can succeed: a transient failure fails its
+    /// record now (Lambda retries it); a permanent one is dead-lettered.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ExecError::Transient(_))
+        match self {
+            Self::Request(e) => e.is_transient(),
+            Self::Transient(_) => true,
+            Self::Permanent(_) => false,
+        }
+    }
+
+    /// The failed request, if the error is one.
+    pub fn request(&self) -> Option<&RequestError> {
+        match self {
+            Self::Request(e) => Some(e),
+            Self::Transient(_) | Self::Permanent(_) => None,
+        }
+    }
+
+    /// The AWS error code of the failed request's answer
+    /// (`ResourceNotFoundException`, `ProvisionedThroughputExceededException`,
+    /// ...), if a service answered.
+    pub fn code(&self) -> Option<&str> {
+        self.request().and_then(RequestError::code)
+    }
+
+    /// The operation that failed, if the error is a request's.
+    pub fn op(&self) -> Option<Op> {
+        self.request().map(RequestError::op)
+    }
+
+    /// The error's class: a request's own, [`ErrorClass::Retry`] for a
+    /// caller's transient failure, [`ErrorClass::Permanent`] otherwise.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Request(e) => e.class(),
+            Self::Transient(_) => ErrorClass::Retry,
+            Self::Permanent(_) => ErrorClass::Permanent,
+        }
     }
 }
 
 impl From<RequestError> for ExecError {
     fn from(e: RequestError) -> Self {
-        if e.is_transient() {
-            Self::Transient(e.text)
-        } else {
-            Self::Permanent(e.text)
-        }
+        Self::Request(e)
     }
 }
 
@@ -384,5 +427,34 @@ mod tests {
         assert_eq!(Op::from("DescribeStream"), Op::Other("DescribeStream"));
         assert_eq!(Op::from("BatchGetItem"), Op::BatchGetItem);
         assert_eq!(Op::Other("ListShards").to_string(), "ListShards");
+    }
+
+    #[test]
+    fn an_exec_error_says_transient_or_permanent_and_its_code() {
+        let missing = RequestError::new(
+            Op::GetItem,
+            Some("ResourceNotFoundException"),
+            ErrorClass::Permanent,
+            "GetItem: ResourceNotFoundException: Requested resource not found",
+        );
+        let e = ExecError::from(missing);
+        assert!(!e.is_transient());
+        assert_eq!(e.code(), Some("ResourceNotFoundException"));
+        assert_eq!(e.op(), Some(Op::GetItem));
+        assert_eq!(
+            e.to_string(),
+            "GetItem: ResourceNotFoundException: Requested resource not found"
+        );
+        let plan_again = RequestError::new(
+            Op::TransactWriteItems,
+            Some("IdempotentParameterMismatchException"),
+            ErrorClass::PlanAgain,
+            "x",
+        );
+        assert!(ExecError::from(plan_again).is_transient());
+        let own = ExecError::Transient("group g kept changing".to_owned());
+        assert!(own.is_transient());
+        assert_eq!((own.code(), own.class()), (None, ErrorClass::Retry));
+        assert!(!ExecError::Permanent("bad".to_owned()).is_transient());
     }
 }
