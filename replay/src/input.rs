@@ -474,7 +474,7 @@ impl KinesisReader {
                                     Err(e) => self.bad.push(Undecodable::new(
                                         format!("{}:{}", self.source, self.line),
                                         text,
-                                        e,
+                                        e.to_string(),
                                         self.file_time,
                                     )),
                                 }
@@ -501,8 +501,12 @@ impl KinesisReader {
                             Err(e) => {
                                 let place = docs.place(entry.line, entry.index);
                                 let raw = entry.value.to_string();
-                                docs.bad
-                                    .push(Undecodable::new(place, &raw, e, docs.file_time));
+                                docs.bad.push(Undecodable::new(
+                                    place,
+                                    &raw,
+                                    e.to_string(),
+                                    docs.file_time,
+                                ));
                             }
                         }
                     } else {

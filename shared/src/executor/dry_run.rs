@@ -95,6 +95,12 @@ struct DryState {
     stats: DryRunStats,
 }
 
+/// Writing a dry run's output failed (the first such error; the output
+/// stops there).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("writing the dry run's output: {0}")]
+pub struct DryRunOutputError(String);
+
 /// The recorder of a dry run: prints every write a real run would send as
 /// one JSON line (JSON Lines), and caches what was read per key.
 ///
@@ -113,7 +119,7 @@ struct DryState {
 /// (unwritten) writes.
 pub struct DryRun {
     out: Mutex<Option<Box<dyn Write + Send>>>,
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<DryRunOutputError>>,
     state: Mutex<DryState>,
     cache_max: usize,
 }
@@ -160,7 +166,7 @@ impl DryRun {
     }
 
     /// Flushes the output; the first write error, if any.
-    pub fn finish(&self) -> Result<DryRunStats, String> {
+    pub fn finish(&self) -> Result<DryRunStats, DryRunOutputError> {
         if let Ok(mut out) = self.out.lock()
             && let Some(w) = out.as_mut()
             && let Err(e) = w.flush()
@@ -176,7 +182,7 @@ impl DryRun {
 
     fn fail(&self, e: &dyn fmt::Display) {
         if let Ok(mut slot) = self.error.lock() {
-            slot.get_or_insert_with(|| format!("writing the dry run's output: {e}"));
+            slot.get_or_insert_with(|| DryRunOutputError(e.to_string()));
         }
     }
 

@@ -33,7 +33,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::keys::Key;
 use dry_run::ReadOnly;
 pub use dry_run::{
-    DRY_RUN_CACHE_MAX, DryRun, DryRunStats, attr_json, is_read, item_json, read_requests,
+    DRY_RUN_CACHE_MAX, DryRun, DryRunOutputError, DryRunStats, attr_json, is_read, item_json,
+    read_requests,
 };
 pub use error::{ErrorClass, ExecError, Op, RequestError, may_succeed_later};
 pub use retry::{Attempt, Exhausted, RetryPolicy, send_retrying};
