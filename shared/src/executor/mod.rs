@@ -10,11 +10,13 @@
 //! the table (through a cache per key, see [`DryRun`]). Its client then
 //! refuses every write request, whatever path sends it.
 //!
-//! One job per file: [`tx`] (transactions, tokens), [`batch`] (batch
-//! writes and reads), [`retry`] (the one retry driver), [`error`]
-//! ([`ExecError`], [`ErrorClass`]) and [`dry_run`]; this file holds the
-//! [`Executor`] itself, its single-item requests, and re-exports every
-//! public name, so `streamfold_shared::executor::X` paths are unchanged.
+//! One job per file: `tx.rs` (transactions, tokens), `batch.rs` (batch
+//! writes and reads), `retry.rs` (the one retry driver,
+//! [`RetryPolicy::run`]), `error.rs` (the one classification,
+//! [`ErrorClass`], and [`ExecError`]) and `dry_run.rs` ([`DryRun`]); this
+//! file holds the [`Executor`] itself, its single-item requests, and
+//! re-exports every public name, so `streamfold_shared::executor::X` paths
+//! are unchanged.
 
 mod batch;
 mod dry_run;

@@ -1,6 +1,6 @@
 //! The one retry driver of the executor: [`RetryPolicy::run`] makes
-//! attempts (an async closure per attempt) until one is done or the policy's
-//! attempts are spent, pausing a full-jitter exponential backoff between
+//! attempts (a closure that sends, a closure that judges the answer) until
+//! one is done or the policy's attempts are spent, pausing a full-jitter exponential backoff between
 //! them. Every retrying path goes through it: transactions (and planning
 //! again), batch writes and reads with their unprocessed remainders,
 //! single requests ([`super::Executor::conditional`]) and
