@@ -103,6 +103,34 @@ const THROTTLED: &[&str] = &[
 ];
 
 impl Problem {
+    /// Recognises a problem by an executor error's AWS error code, without
+    /// reading its text (an error the executor gives up with is its last
+    /// answer's: a throttling code means the retries ran out).
+    pub fn of_code(code: &str) -> Option<Self> {
+        let code_s = code.to_owned();
+        if BAD_CREDENTIALS.contains(&code) {
+            Some(Self::BadCredentials { code: code_s })
+        } else if ACCESS_DENIED.contains(&code) {
+            Some(Self::AccessDenied { code: code_s })
+        } else if THROTTLED.contains(&code) {
+            Some(Self::Throttled { code: code_s })
+        } else if code == "ResourceNotFoundException" {
+            Some(Self::MissingTable)
+        } else {
+            None
+        }
+    }
+
+    /// The problem of a failed command: by the code of an executor error in
+    /// its chain ([`Problem::of_code`]), else from its full text.
+    fn of(err: &anyhow::Error, full: &str) -> Option<Self> {
+        err.chain()
+            .find_map(|e| e.downcast_ref::<streamfold_shared::ExecError>())
+            .and_then(streamfold_shared::ExecError::code)
+            .and_then(Self::of_code)
+            .or_else(|| Self::recognise(full))
+    }
+
     /// Recognises a problem in an error's full text (its chain, and the
     /// SDK's rendering).
     pub fn recognise(text: &str) -> Option<Self> {
@@ -213,8 +241,9 @@ impl Problem {
 /// few lines. With `verbose`, the whole error follows.
 pub fn report(err: &anyhow::Error, table: &str, endpoint: &Endpoint, verbose: bool) -> String {
     let full = format!("{err:#}");
+    let problem = Problem::of(err, &full);
     let mut out = String::new();
-    match Problem::recognise(&full) {
+    match &problem {
         Some(problem) => {
             for line in problem.explain(table, endpoint) {
                 out.push_str(&line);
@@ -227,7 +256,7 @@ pub fn report(err: &anyhow::Error, table: &str, endpoint: &Endpoint, verbose: bo
     }
     if verbose {
         out.push_str(&format!("detail: {full}\n"));
-    } else if full.len() > short(&full).len() || Problem::recognise(&full).is_some() {
+    } else if full.len() > short(&full).len() || problem.is_some() {
         out.push_str("  (-v shows the details)\n");
     }
     out
@@ -266,6 +295,22 @@ fn short(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_executor_error_is_recognised_by_its_code_not_its_text() {
+        use streamfold_shared::executor::{ErrorClass, Op, RequestError};
+        let failed = |code: &str, class| {
+            let e = RequestError::new(Op::Query, Some(code), class, "Query: (text without a code)");
+            anyhow::Error::new(streamfold_shared::ExecError::from(e)).context("reading the table")
+        };
+        let of = |e: &anyhow::Error| Problem::of(e, &format!("{e:#}"));
+        let missing = failed("ResourceNotFoundException", ErrorClass::Permanent);
+        assert_eq!(of(&missing), Some(Problem::MissingTable));
+        let throttled = failed("ThrottlingException", ErrorClass::Retry);
+        let code = "ThrottlingException".to_owned();
+        assert_eq!(of(&throttled), Some(Problem::Throttled { code }));
+        assert_eq!(of(&failed("SomethingNew", ErrorClass::Retry)), None);
+    }
 
     fn local() -> Endpoint {
         Endpoint {

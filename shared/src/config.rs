@@ -66,16 +66,20 @@ pub async fn load_sdk_config() -> SdkConfig {
         .await
 }
 
+/// No AWS region is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "no AWS region is configured: set AWS_REGION (for the local endpoint \
+     any region works, e.g. AWS_REGION=us-east-1)"
+)]
+pub struct NoRegion;
+
 /// Fails clearly when no region is configured (the SDK would fail later,
 /// on the first request, with a less helpful message).
-pub fn require_region(config: &SdkConfig) -> Result<(), String> {
+pub fn require_region(config: &SdkConfig) -> Result<(), NoRegion> {
     match config.region() {
         Some(_) => Ok(()),
-        None => Err(
-            "no AWS region is configured: set AWS_REGION (for the local endpoint \
-                     any region works, e.g. AWS_REGION=us-east-1)"
-                .to_owned(),
-        ),
+        None => Err(NoRegion),
     }
 }
 
@@ -91,6 +95,16 @@ pub fn dynamodb_client(
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
 
+/// Why [`warm_up`] did not warm the connection (never fatal).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WarmUpError {
+    /// `DescribeTable` failed (the SDK's error chain).
+    #[error("{0}")]
+    Failed(String),
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
+
 /// How long [`warm_up`] may take before init goes on without it.
 pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -101,7 +115,10 @@ pub const WARM_UP_TIMEOUT: Duration = Duration::from_secs(2);
 /// (throttling, a network error, a missing table) is logged and returned,
 /// never fatal: the first invocation then connects itself and reports any
 /// real error per record as usual.
-pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<Duration, String> {
+pub async fn warm_up(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Duration, WarmUpError> {
     let start = Instant::now();
     let sent = tokio::time::timeout(
         WARM_UP_TIMEOUT,
@@ -110,8 +127,10 @@ pub async fn warm_up(client: &aws_sdk_dynamodb::Client, table: &str) -> Result<D
     .await;
     let result = match sent {
         Ok(Ok(_)) => Ok(start.elapsed()),
-        Ok(Err(e)) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
-        Err(_) => Err(format!("no answer within {WARM_UP_TIMEOUT:?}")),
+        Ok(Err(e)) => Err(WarmUpError::Failed(
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        )),
+        Err(_) => Err(WarmUpError::TimedOut(WARM_UP_TIMEOUT)),
     };
     match &result {
         Ok(took) => tracing::debug!(took_ms = took.as_millis() as u64, "table connection warmed"),
@@ -130,6 +149,16 @@ pub fn streams_client(config: &SdkConfig) -> aws_sdk_dynamodbstreams::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_region_says_what_to_set() {
+        assert_eq!(
+            NoRegion.to_string(),
+            "no AWS region is configured: set AWS_REGION (for the local endpoint any region works, e.g. AWS_REGION=us-east-1)"
+        );
+        let timed_out = WarmUpError::TimedOut(WARM_UP_TIMEOUT).to_string();
+        assert_eq!(timed_out, "no answer within 2s");
+    }
 
     #[test]
     fn attempt_timeout_reads_milliseconds_zero_and_nonsense() {

@@ -285,10 +285,11 @@ impl fmt::Display for Key {
 #[doc(hidden)]
 pub mod fuzz {
     use super::*;
+    use crate::error::BrokenInvariant;
 
     /// Arbitrary bytes as a `pk`/`sk` pair: the text up to the first
     /// newline is `pk`, the rest `sk` (no valid key contains a newline).
-    pub fn key_bytes(data: &[u8]) -> Result<(), String> {
+    pub fn key_bytes(data: &[u8]) -> Result<(), BrokenInvariant> {
         let text = String::from_utf8_lossy(data);
         let (pk, sk) = text.split_once('\n').unwrap_or((&text, ""));
         key_pair(pk, sk)
@@ -296,16 +297,16 @@ pub mod fuzz {
 
     /// [`Key::parse`] never panics, and a pair it accepts renders back to
     /// exactly the same `pk`/`sk` (one key, one spelling), also as a key map.
-    pub fn key_pair(pk: &str, sk: &str) -> Result<(), String> {
+    pub fn key_pair(pk: &str, sk: &str) -> Result<(), BrokenInvariant> {
         let Ok(key) = Key::parse(pk, sk) else {
             return Ok(());
         };
         if key.pk() != pk || key.sk() != sk {
-            return Err(format!(
+            return Err(BrokenInvariant(format!(
                 "{} / {} parsed as {key:?}, which renders as {key}",
                 shown(pk),
                 shown(sk)
-            ));
+            )));
         }
         let map = key.to_key_map();
         let rendered = |name: &str| match map.get(name) {
@@ -313,7 +314,9 @@ pub mod fuzz {
             _ => None,
         };
         if map.len() != 2 || rendered("pk") != Some(pk) || rendered("sk") != Some(sk) {
-            return Err(format!("the key map of {key} differs from its pk/sk"));
+            return Err(BrokenInvariant(format!(
+                "the key map of {key} differs from its pk/sk"
+            )));
         }
         Ok(())
     }
@@ -421,13 +424,13 @@ mod properties {
         /// to exactly the same pk/sk (one key, one spelling).
         #[test]
         fn parse_never_panics_and_round_trips(pk in ".{0,300}", sk in ".{0,300}") {
-            fuzz::key_pair(&pk, &sk).map_err(TestCaseError::fail)?;
+            fuzz::key_pair(&pk, &sk).map_err(|e| TestCaseError::fail(e.0))?;
         }
 
         /// Arbitrary bytes through the fuzz target's own body.
         #[test]
         fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..400)) {
-            fuzz::key_bytes(&data).map_err(TestCaseError::fail)?;
+            fuzz::key_bytes(&data).map_err(|e| TestCaseError::fail(e.0))?;
         }
 
         /// Key-shaped pairs (a known prefix and sort-key shape around
@@ -451,7 +454,7 @@ mod properties {
         ) {
             let pk = format!("{prefix}{id}");
             let sk = format!("{sk_prefix}{at}{tail}");
-            fuzz::key_pair(&pk, &sk).map_err(TestCaseError::fail)?;
+            fuzz::key_pair(&pk, &sk).map_err(|e| TestCaseError::fail(e.0))?;
         }
 
         /// Key-shaped input with hostile ids.

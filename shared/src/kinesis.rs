@@ -41,6 +41,10 @@ pub enum KinesisRecordError {
     NoSequenceNumber { event_id: String },
     #[error("Kinesis record {event_id}: data is not valid base64")]
     Base64 { event_id: String },
+    /// JSON that has neither record shape (the error of the first shape
+    /// tried, serde's text).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 impl KinesisRecord {
@@ -73,14 +77,14 @@ impl KinesisRecord {
     /// From one Lambda Kinesis record's JSON as a file holds it: the shape
     /// this type writes, else as `aws_lambda_events` reads it, so that every
     /// record the Lambda adapter accepts is accepted here too.
-    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, KinesisRecordError> {
         let plain = match Self::deserialize(value) {
             Ok(record) => return Ok(record),
-            Err(e) => e.to_string(),
+            Err(e) => e,
         };
         match aws_lambda_events::event::kinesis::KinesisEventRecord::deserialize(value) {
-            Ok(lambda) => Self::from_lambda(lambda).map_err(|e| e.to_string()),
-            Err(_) => Err(plain),
+            Ok(lambda) => Self::from_lambda(lambda),
+            Err(_) => Err(plain.into()),
         }
     }
 

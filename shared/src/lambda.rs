@@ -27,9 +27,9 @@ use crate::emf::{self, BatchMetrics};
 use crate::engine::{BatchReport, Context, Processor, SourceRecord, run_batch};
 use crate::executor::Executor;
 use crate::ids::Timestamp;
-use crate::kinesis::KinesisRecord;
+use crate::kinesis::{KinesisRecord, KinesisRecordError};
 use crate::metrics::RequestCounter;
-use crate::record::StreamRecord;
+use crate::record::{RecordError, StreamRecord};
 
 /// A record type Lambda delivers in batches: the event it comes in, how one
 /// delivered record becomes it, and the partial-failure answer.
@@ -45,8 +45,11 @@ pub trait LambdaSource: Sized + Send + Sync + 'static {
     fn delivered(event: Self::Event) -> Vec<Self::Delivered>;
     /// The delivered record's id (dead-letter keys), even when it is broken.
     fn delivered_id(record: &Self::Delivered) -> String;
+    /// Why a delivered record is no engine record.
+    type Error: std::fmt::Display;
+
     /// The engine's record, or why there is none.
-    fn from_delivered(record: Self::Delivered) -> Result<Self, String>;
+    fn from_delivered(record: Self::Delivered) -> Result<Self, Self::Error>;
     /// The answer listing the failed records by sequence number.
     fn response(report: &BatchReport) -> Self::Response;
 }
@@ -64,8 +67,10 @@ impl LambdaSource for StreamRecord {
         record.event_id.clone()
     }
 
-    fn from_delivered(record: EventRecord) -> Result<Self, String> {
-        StreamRecord::from_lambda(record).map_err(|e| e.to_string())
+    type Error = RecordError;
+
+    fn from_delivered(record: EventRecord) -> Result<Self, RecordError> {
+        StreamRecord::from_lambda(record)
     }
 
     fn response(report: &BatchReport) -> DynamoDbEventResponse {
@@ -100,8 +105,10 @@ impl LambdaSource for KinesisRecord {
             .unwrap_or_else(|| record.kinesis.sequence_number.clone())
     }
 
-    fn from_delivered(record: KinesisEventRecord) -> Result<Self, String> {
-        KinesisRecord::from_lambda(record).map_err(|e| e.to_string())
+    type Error = KinesisRecordError;
+
+    fn from_delivered(record: KinesisEventRecord) -> Result<Self, KinesisRecordError> {
+        KinesisRecord::from_lambda(record)
     }
 
     fn response(report: &BatchReport) -> KinesisEventResponse {
@@ -184,7 +191,7 @@ where
                 "",
                 None,
                 raw,
-                e,
+                e.to_string(),
                 ctx.deadletter_retention_days,
             )),
         }

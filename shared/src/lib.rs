@@ -16,6 +16,7 @@ pub mod config;
 pub mod deadletter;
 pub mod emf;
 pub mod engine;
+pub mod error;
 pub mod executor;
 pub mod ids;
 pub mod keys;

@@ -111,6 +111,10 @@ pub enum RecordError {
     UnknownEventName { event_id: String, name: String },
     #[error("stream record {event_id}: {reason}")]
     Image { event_id: String, reason: String },
+    /// JSON that has neither record shape (the error of the first shape
+    /// tried, serde's text).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 impl StreamRecord {
@@ -209,14 +213,14 @@ impl StreamRecord {
     /// (what `capture` and dead letters write), else the Lambda shape as
     /// `aws_lambda_events` reads it, so that every record the Lambda
     /// adapter accepts is accepted here too. The error is the first shape's.
-    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, String> {
+    pub fn from_json_value(value: &serde_json::Value) -> Result<Self, RecordError> {
         let plain = match Self::deserialize(value) {
             Ok(record) => return Ok(record),
-            Err(e) => e.to_string(),
+            Err(e) => e,
         };
         match aws_lambda_events::event::dynamodb::EventRecord::deserialize(value) {
-            Ok(lambda) => Self::from_lambda(lambda).map_err(|e| e.to_string()),
-            Err(_) => Err(plain),
+            Ok(lambda) => Self::from_lambda(lambda),
+            Err(_) => Err(plain.into()),
         }
     }
 
@@ -302,12 +306,13 @@ pub struct StreamEventFile {
 #[doc(hidden)]
 pub mod fuzz {
     use super::*;
+    use crate::error::BrokenInvariant;
 
     /// Arbitrary bytes as every JSON shape a stream record arrives in: a
     /// Lambda event (through `aws_lambda_events` and [`StreamRecord::from_lambda`]),
     /// a Lambda event file read straight into [`StreamRecord`]s, and one
     /// plain Streams API record (a JSON Lines capture or dead letter).
-    pub fn stream_record(data: &[u8]) -> Result<(), String> {
+    pub fn stream_record(data: &[u8]) -> Result<(), BrokenInvariant> {
         if let Ok(event) = serde_json::from_slice::<aws_lambda_events::event::dynamodb::Event>(data)
         {
             for record in event.records {
@@ -329,7 +334,7 @@ pub mod fuzz {
 
     /// What processors ask of a record never panics, and its JSON form (what
     /// dead letters and captures store) reads back as the same record.
-    fn decoded(record: &StreamRecord) -> Result<(), String> {
+    fn decoded(record: &StreamRecord) -> Result<(), BrokenInvariant> {
         let _ = (
             record.item_type(),
             record.key_str("pk"),
@@ -337,8 +342,11 @@ pub mod fuzz {
         );
         let _ = (record.is_ttl_deletion(), record.received_at());
         let json = record.raw_json();
-        let back: StreamRecord = serde_json::from_str(&json)
-            .map_err(|e| format!("the JSON form of a decoded record does not read back: {e}"))?;
+        let back: StreamRecord = serde_json::from_str(&json).map_err(|e| {
+            BrokenInvariant(format!(
+                "the JSON form of a decoded record does not read back: {e}"
+            ))
+        })?;
         let same_time = match (
             back.dynamodb.approximate_creation,
             record.dynamodb.approximate_creation,
@@ -349,10 +357,10 @@ pub mod fuzz {
         let mut back = back;
         back.dynamodb.approximate_creation = record.dynamodb.approximate_creation;
         if back != *record || !same_time {
-            return Err(format!(
+            return Err(BrokenInvariant(format!(
                 "the JSON form of record {:?} reads back differently",
                 record.event_id
-            ));
+            )));
         }
         Ok(())
     }
@@ -523,7 +531,7 @@ mod properties {
     ];
 
     fn holds(data: &[u8]) -> Result<(), TestCaseError> {
-        fuzz::stream_record(data).map_err(TestCaseError::fail)
+        fuzz::stream_record(data).map_err(|e| TestCaseError::fail(e.0))
     }
 
     /// A Streams API record with arbitrary keys and string, number and

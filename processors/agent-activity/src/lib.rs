@@ -332,13 +332,10 @@ struct AgentResult {
 
 impl AgentResult {
     fn fail(&mut self, e: ExecError) {
-        match e {
-            ExecError::Transient(m) => {
-                self.transient.get_or_insert(m);
-            }
-            ExecError::Permanent(m) => {
-                self.permanent.get_or_insert(m);
-            }
+        if e.is_transient() {
+            self.transient.get_or_insert(e.to_string());
+        } else {
+            self.permanent.get_or_insert(e.to_string());
         }
     }
 }

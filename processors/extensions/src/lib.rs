@@ -475,8 +475,8 @@ impl Processor for Extensions {
             Ok(v) => v,
             Err(e) => {
                 let step = match e {
-                    ExecError::Transient(m) => Step::Failed(format!("reading the pool: {m}")),
-                    ExecError::Permanent(m) => Step::Invalid(format!("reading the pool: {m}")),
+                    e if e.is_transient() => Step::Failed(format!("reading the pool: {e}")),
+                    e => Step::Invalid(format!("reading the pool: {e}")),
                 };
                 for (_, slot, i, _) in &planned {
                     steps[*slot][*i] = step.clone();
@@ -505,8 +505,8 @@ impl Processor for Extensions {
                     let step = match run(ctx, pools, op).await {
                         Ok(true) => Step::Applied,
                         Ok(false) => Step::NoOp,
-                        Err(ExecError::Transient(e)) => Step::Failed(e),
-                        Err(ExecError::Permanent(e)) => Step::Invalid(e),
+                        Err(e) if e.is_transient() => Step::Failed(e.to_string()),
+                        Err(e) => Step::Invalid(e.to_string()),
                     };
                     let failed = matches!(step, Step::Failed(_));
                     out.push((i, step));

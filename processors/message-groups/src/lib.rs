@@ -428,8 +428,8 @@ async fn apply_key(
     }
     match converge(ctx, state.clone(), target, &origin(sources)).await {
         Ok(()) => steps,
-        Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
-        Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
+        Err(e) if e.is_transient() => vec![Step::Failed(e.to_string()); events.len()],
+        Err(e) => vec![Step::Invalid(e.to_string()); events.len()],
     }
 }
 

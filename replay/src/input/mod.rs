@@ -79,7 +79,7 @@ impl Undecodable {
     fn new(
         place: String,
         raw: &str,
-        error: impl Into<String>,
+        error: impl std::fmt::Display,
         file_time: Option<Timestamp>,
     ) -> Self {
         let raw = if raw.len() > RAW_MAX {
@@ -94,7 +94,7 @@ impl Undecodable {
         Self {
             place,
             raw,
-            error: error.into(),
+            error: error.to_string(),
             file_time,
         }
     }
