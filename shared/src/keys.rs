@@ -189,6 +189,16 @@ impl Key {
         ])
     }
 
+    /// The key of a table item (its `pk` and `sk`), refusing an item
+    /// without them or with any shape [`Key::parse`] refuses.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Key, KeyError> {
+        let part = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => s.as_str(),
+            _ => "",
+        };
+        Key::parse(part("pk"), part("sk"))
+    }
+
     /// Parses a `pk`/`sk` pair back into a key, refusing every other shape.
     pub fn parse(pk: &str, sk: &str) -> Result<Key, KeyError> {
         let unknown = || KeyError::Unknown {
