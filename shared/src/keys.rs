@@ -138,7 +138,7 @@ impl Key {
     pub fn pk(&self) -> String {
         match self {
             Key::Group(g) => format!("GROUP#{g}"),
-            Key::Message { group, .. } => format!("MSG#{group}"),
+            Key::Message { group, .. } => Key::messages_pk(group),
             Key::Preview { owner, .. } => format!("GRP#{owner}"),
             Key::Profile(a) | Key::Activity { agent: a, .. } | Key::Daily { agent: a, .. } => {
                 format!("AGENT#{a}")
@@ -187,6 +187,12 @@ impl Key {
             ("pk".to_owned(), AttributeValue::S(self.pk())),
             ("sk".to_owned(), AttributeValue::S(self.sk())),
         ])
+    }
+
+    /// The partition holding a group's messages (the `pk` of its
+    /// [`Key::Message`]s), for a Query of them.
+    pub fn messages_pk(group: &GroupId) -> String {
+        format!("MSG#{group}")
     }
 
     /// The key of a table item (its `pk` and `sk`), refusing an item

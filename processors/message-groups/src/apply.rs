@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use streamfold_shared::attrs::sv;
 use streamfold_shared::engine::{
@@ -12,6 +11,7 @@ use streamfold_shared::engine::{
 use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, nonce, token};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::keys::Key;
+use streamfold_shared::read::Query;
 use streamfold_shared::record::StreamRecord;
 
 use crate::NAME;
@@ -229,23 +229,14 @@ pub async fn resolve(ctx: &Context, state: GroupState) -> Result<(), ExecError> 
 
 /// The newest message of a group, read consistently.
 async fn newest_message(ctx: &Context, group: &GroupId) -> Result<Option<Message>, ExecError> {
-    let pk = Key::Group(group.clone()).pk().replacen("GROUP#", "MSG#", 1);
-    let out = ctx
-        .exec
-        .retrying("Query", || {
-            ctx.exec
-                .client()
-                .query()
-                .table_name(ctx.exec.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(1)
-                .send()
-        })
+    let messages = Expr::new("pk = :pk").s(":pk", Key::messages_pk(group));
+    let page = Query::table(messages)
+        .newest_first()
+        .consistent()
+        .limit(1)
+        .page(&ctx.exec, None)
         .await?;
-    let Some(item) = out.items.and_then(|mut v| v.pop()) else {
+    let Some(item) = page.items.into_iter().next() else {
         return Ok(None);
     };
     let pk = streamfold_shared::attrs::s(&item, "pk").unwrap_or_default();
