@@ -15,9 +15,9 @@ pub struct Registered {
 /// The projections, in the order reports list them.
 #[rustfmt::skip]
 pub static PROJECTIONS: &[Registered] = &[
-    Registered::new(&message_groups::MessageGroups, "Conversation previews, from the table stream."),
-    Registered::new(&agent_activity::FROM_ENV, "Agent profiles, history and daily totals, from Connect's agent event stream (Kinesis)."),
-    Registered::new(&extensions::Extensions, "Agent extensions (claim, release, hand-over), from the table stream."),
+    Registered::new(&message_groups::MessageGroups, "Conversation previews, from the table stream"),
+    Registered::new(&agent_activity::FROM_ENV, "Agent profiles, history and daily totals, from Connect's agent event stream (Kinesis)"),
+    Registered::new(&extensions::Extensions, "Agent extensions (claim, release, hand-over), from the table stream"),
 ];
 
 impl Registered {
