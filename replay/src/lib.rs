@@ -16,6 +16,7 @@ pub mod problem;
 pub mod publish;
 pub mod rebuild;
 pub mod redrive;
+pub mod registry;
 pub mod render;
 pub mod replay;
 pub mod report;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use extensions::census::census;
-use extensions::pool::{self, PoolSpec};
+use extensions::init::{self as pool, PoolSpec};
 use indicatif::ProgressBar;
 use message_groups::MessageGroups;
 use serde_json::Value;

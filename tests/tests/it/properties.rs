@@ -482,8 +482,8 @@ async fn write_directory(
     log: &[(usize, bool)],
 ) -> Vec<streamfold_shared::record::StreamRecord> {
     let spec =
-        extensions::pool::PoolSpec::new(1, &format!("{pool}-9")).expect("the pool spec is valid");
-    extensions::pool::init(t.exec(), &spec, 4, &|_| {})
+        extensions::init::PoolSpec::new(1, &format!("{pool}-9")).expect("the pool spec is valid");
+    extensions::init::init(t.exec(), &spec, 4, &|_| {})
         .await
         .expect("the extension pool is initialised");
     let skip = t.stream_records().await.len();
