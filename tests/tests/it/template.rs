@@ -563,7 +563,7 @@ fn filters_of(t: &Yaml, function: &str) -> Vec<Value> {
         .cloned()
         .unwrap_or_default()
         .iter()
-        .map(|f| serde_json::from_str(&s(&f["Pattern"])).unwrap_or_else(|e| panic!("{e}")))
+        .map(|f| serde_json::from_str(&s(&f["Pattern"])).expect("the filter pattern is JSON"))
         .collect()
 }
 
@@ -619,7 +619,7 @@ fn record(
 fn stream_record(v: &Value) -> StreamRecord {
     let r: aws_lambda_events::event::dynamodb::EventRecord =
         serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
-    StreamRecord::from_lambda(r).unwrap_or_else(|e| panic!("{e}"))
+    StreamRecord::from_lambda(r).expect("the record converts")
 }
 
 /// Samples of every kind of record the table's stream carries.
