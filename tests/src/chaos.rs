@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
+use extensions::init::{self as pool, PoolSpec};
 use extensions::model::{AGENTS, WAITING};
-use extensions::pool::{self, PoolSpec};
 use message_groups::Participant;
 use serde_json::Value;
 use streamfold::chat::{self, NewMessage};

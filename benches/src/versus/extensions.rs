@@ -26,8 +26,8 @@ use std::collections::HashMap;
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use extensions::census::{Census, census};
+use extensions::init::{self as pool, PoolSpec};
 use extensions::model::{AGENTS, Profile, WAITING};
-use extensions::pool::{self, PoolSpec};
 use extensions::{Extensions, plan};
 use streamfold::pipeline::{Pipeline, ProcessorKind};
 use streamfold_shared::attrs::{s, sv};

@@ -17,8 +17,8 @@
 
 use std::collections::HashMap;
 
+use extensions::init::normalise;
 use extensions::model::{ExtItem, ExtState, Profile};
-use extensions::pool::normalise;
 use serde_json::Value;
 use streamfold_shared::attrs::s;
 use streamfold_shared::executor::Executor;

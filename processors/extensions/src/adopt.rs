@@ -224,7 +224,7 @@ fn source_guard(source: &Source) -> Expr {
 }
 
 fn assigned(w: &Waiter, at: Timestamp) -> Expr {
-    crate::assigned_update(w, at)
+    crate::transactions::assigned_update(w, at)
 }
 
 fn freed(x: &Extension, at: Timestamp) -> Expr {

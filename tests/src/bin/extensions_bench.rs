@@ -14,8 +14,8 @@
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use extensions::init::{self as pool, PoolSpec};
 use extensions::model::{AGENTS, WAITING};
-use extensions::pool::{self, PoolSpec};
 use streamfold_shared::engine::{Outcome, run_batch};
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::Timestamp;

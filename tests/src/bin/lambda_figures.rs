@@ -189,8 +189,8 @@ fn waiting_profile(i: usize) -> Item {
 
 /// A pool of 200 extensions, then two batches of 100 arriving agents.
 async fn setup_extensions(t: &TestTable) -> Result<Setup> {
-    let spec = extensions::pool::PoolSpec::new(3, "200-999").map_err(|e| anyhow!(e))?;
-    extensions::pool::init(t.exec(), &spec, 4, &|_| {}).await?;
+    let spec = extensions::init::PoolSpec::new(3, "200-999").map_err(|e| anyhow!(e))?;
+    extensions::init::init(t.exec(), &spec, 4, &|_| {}).await?;
     let skip = t.stream_records().await.len();
     t.exec()
         .batch_put((0..200).map(waiting_profile).collect())

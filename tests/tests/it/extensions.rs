@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use extensions::census::{Census, census};
+use extensions::init::{self as pool, PoolSpec};
 use extensions::model::{AGENTS, WAITING};
-use extensions::pool::{self, PoolSpec};
 use futures::StreamExt;
 use serde_json::Value;
 use streamfold_shared::engine::{Context, Outcome, run_batch};

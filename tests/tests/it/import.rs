@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 use extensions::census::census;
+use extensions::init::{self as pool, PoolSpec};
 use extensions::model::{AGENTS, WAITING};
-use extensions::pool::{self, PoolSpec};
 use indicatif::ProgressBar;
 use message_groups::MessageGroups;
 use serde_json::Value;

@@ -320,8 +320,8 @@ async fn extension_of(t: &TestTable, agent: &str) -> Option<String> {
 async fn extensions_binary_assigns_and_reports_the_agent_whose_write_failed() {
     let t = table("rt-ext").await;
     // Extensions 1 to 9.
-    let spec = extensions::pool::PoolSpec::new(1, "0").unwrap_or_else(|e| panic!("{e}"));
-    extensions::pool::init(t.exec(), &spec, 4, &|_| {})
+    let spec = extensions::init::PoolSpec::new(1, "0").unwrap_or_else(|e| panic!("{e}"));
+    extensions::init::init(t.exec(), &spec, 4, &|_| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut seen = t.stream_records().await.len();

@@ -486,8 +486,8 @@ async fn write_directory(
     log: &[(usize, bool)],
 ) -> Vec<streamfold_shared::record::StreamRecord> {
     let spec =
-        extensions::pool::PoolSpec::new(1, &format!("{pool}-9")).unwrap_or_else(|e| panic!("{e}"));
-    extensions::pool::init(t.exec(), &spec, 4, &|_| {})
+        extensions::init::PoolSpec::new(1, &format!("{pool}-9")).unwrap_or_else(|e| panic!("{e}"));
+    extensions::init::init(t.exec(), &spec, 4, &|_| {})
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let skip = t.stream_records().await.len();
