@@ -1,4 +1,5 @@
 mod agent_activity;
+mod capacity;
 mod errors;
 mod extensions;
 mod import;
