@@ -157,22 +157,48 @@ fn per_conversation_per_batch(records: &[StreamRecord], batch: usize) -> f64 {
     messages as f64 / touched.max(1) as f64
 }
 
-/// Runs a chat workload through both sides.
-pub async fn run(args: &VersusArgs, shape: &Shape, t: &Tables) -> Result<Report> {
-    let groups = shape.groups.max(1);
+/// The source items (groups and messages) and the stream records of a
+/// chat workload.
+fn workload(args: &VersusArgs, shape: &Shape) -> Result<(Vec<Item>, Vec<StreamRecord>)> {
     let created = Timestamp::parse("2026-11-20T09:00:00Z")?;
     let burst = messages(args, shape)?;
-    let mut sources: Vec<Item> = (0..groups)
+    let mut sources: Vec<Item> = (0..shape.groups.max(1))
         .map(|g| group_item(g, created))
         .collect::<Result<_>>()?;
     sources.extend(burst.iter().map(NewMessage::item));
-    t.put_sources(sources).await?;
-    let records: Vec<StreamRecord> = burst
+    let records = burst
         .iter()
         .enumerate()
         .map(|(i, m)| stream_record(i, ChangeKind::Insert, Some(m.item()), None))
         .collect();
-    drop(burst);
+    Ok((sources, records))
+}
+
+/// streamfold's side alone of a chat workload in batches of `batch`, on
+/// `app`'s table (its sources written by the uncounted `src` first): what
+/// the batch-size sweep measures.
+pub async fn streamfold_only(
+    args: &VersusArgs,
+    shape: &Shape,
+    app: &streamfold::app::App,
+    src: &streamfold_shared::executor::Executor,
+    batch: usize,
+) -> Result<super::measure::Side> {
+    let (sources, records) = workload(args, shape)?;
+    src.batch_put(sources)
+        .await
+        .map_err(|e| anyhow!("writing source items to {}: {e}", src.table()))?;
+    let pipeline = Pipeline::new(app.ctx.clone(), &[ProcessorKind::MessageGroups]);
+    let mut watch = Stopwatch::new(app.counter.clone());
+    let counts = streamfold_side(&pipeline, &mut watch, &records, batch).await;
+    Ok(watch.finish(outcomes(&counts)))
+}
+
+/// Runs a chat workload through both sides.
+pub async fn run(args: &VersusArgs, shape: &Shape, t: &Tables) -> Result<Report> {
+    let groups = shape.groups.max(1);
+    let (sources, records) = workload(args, shape)?;
+    t.put_sources(sources).await?;
     super::measure::reset_peak_rss();
     let bs = args.batch_size.max(1);
 

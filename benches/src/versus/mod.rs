@@ -65,8 +65,9 @@ pub struct VersusArgs {
     /// Agents of the extension churn (the pool has 10 % more extensions).
     #[arg(long, default_value_t = 2_000)]
     pub extension_agents: usize,
-    /// Records per batch (Lambda's batch size).
-    #[arg(long, default_value_t = 100)]
+    /// Records per batch (Lambda's batch size; the template's
+    /// `StreamBatchSize` default).
+    #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     /// Ordering keys streamfold applies at once (1: the local endpoint
     /// answers concurrent transactions with 500s the SDK retries).
@@ -83,6 +84,80 @@ pub struct VersusArgs {
     pub keep: bool,
     #[command(flatten)]
     pub prices: Prices,
+    /// Instead of the workloads: streamfold's cost per message of the chat
+    /// burst (`--sweep-messages` of it) by batch size and batching window
+    /// at `--sweep-rate`, and the wait each setting adds.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Messages of each sweep run.
+    #[arg(long, default_value_t = 2_000)]
+    pub sweep_messages: usize,
+    /// Messages per second the sweep assumes arrive (the window fills a
+    /// batch with rate × window records, at most the batch size).
+    #[arg(long, default_value_t = 100.0)]
+    pub sweep_rate: f64,
+}
+
+/// Lambda polls a stream shard about four times a second: without a
+/// batching window a batch holds what arrived in a quarter second.
+const POLL_SECONDS: f64 = 0.25;
+
+/// Batch sizes and batching windows (s) of the sweep.
+const SWEEP: &[(usize, f64)] = &[
+    (100, 0.0),
+    (100, 1.0),
+    (1000, 0.0),
+    (1000, 1.0),
+    (1000, 2.0),
+    (1000, 5.0),
+    (1000, 10.0),
+];
+
+/// The sweep: per setting, the records of one batch at `--sweep-rate`, what
+/// streamfold's side costs per message with batches that size, and the
+/// time a record waits for its batch to fill.
+async fn sweep(args: &VersusArgs, sdk: &SdkConfig) -> Result<()> {
+    let mut shape = chat::Shape::burst(args);
+    shape.messages = args.sweep_messages;
+    println!(
+        "\nsweep: {} messages into {} conversations (Zipf s = {}) at {} messages/s, streamfold's side only",
+        shape.messages, shape.groups, shape.zipf, args.sweep_rate
+    );
+    println!(
+        "\n| batch size | window | records per batch | WRU per message | RRU per message | DynamoDB $ per million messages | wait for the batch | processing per batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let pid = std::process::id();
+    let mut schema = streamfold::table::Schema::builtin()?;
+    schema.stream_specification.stream_enabled = false;
+    for (k, &(size, window)) in SWEEP.iter().enumerate() {
+        let fill = (args.sweep_rate * window.max(POLL_SECONDS)).round() as usize;
+        let batch = fill.clamp(1, size);
+        let wait = if window > 0.0 {
+            window.min(size as f64 / args.sweep_rate.max(1e-9))
+        } else {
+            POLL_SECONDS
+        };
+        let name = format!("versus-sweep-{k}-{pid}");
+        let app = App::new(sdk.clone(), &name)?;
+        streamfold::table::create(app.ddb(), &name, &schema).await?;
+        let src = Executor::new(aws_sdk_dynamodb::Client::new(sdk), name.clone());
+        let side = chat::streamfold_only(args, &shape, &app, &src, batch).await;
+        streamfold::table::delete(app.ddb(), &name).await?;
+        let side = side?;
+        let u = side.units();
+        let n = shape.messages.max(1) as f64;
+        let cost = args.prices.cost(&side, shape.messages, batch);
+        let batches = shape.messages.div_ceil(batch).max(1) as f64;
+        println!(
+            "| {size} | {window} s | {batch} | {:.2} | {:.2} | {} | {wait:.2} s | {:.0} ms |",
+            u.write / n,
+            u.read / n,
+            dollars(cost.dynamodb),
+            side.seconds / batches * 1000.0
+        );
+    }
+    Ok(())
 }
 
 /// The workloads.
@@ -374,6 +449,9 @@ pub async fn run(args: VersusArgs) -> Result<()> {
         args.batch_size,
         args.concurrency
     );
+    if args.sweep {
+        return sweep(&args, &sdk).await;
+    }
     let chosen = |w: Workload| args.only.is_none_or(|o| o == w);
     let mut reports = Vec::new();
     for w in [
