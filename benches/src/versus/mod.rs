@@ -51,10 +51,10 @@ pub struct VersusArgs {
     /// Messages of the sparse chat (uniform over `--sparse-groups`: about
     /// one message per conversation per batch, the worst case for
     /// coalescing).
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 4_000)]
     pub sparse_messages: usize,
     /// Conversations of the sparse chat.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = 2_000)]
     pub sparse_groups: usize,
     /// Agents of the agent day (synthetic Connect agent events).
     #[arg(long, default_value_t = 500)]
