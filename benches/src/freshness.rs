@@ -143,7 +143,7 @@ async fn post(exec: &Executor, g: usize, n: usize) -> Result<Pending> {
         group: group(g)?,
         id: MessageId::new(format!("f{n:07}"))?,
         at: Timestamp::now(),
-        sender: if n % 2 == 0 { a } else { b },
+        sender: if n.is_multiple_of(2) { a } else { b },
         text: format!("fresh {n}"),
     };
     let sent = Instant::now();
