@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use streamfold_shared::attrs::sv;
 use streamfold_shared::deadletter::DeadLetter;
-use streamfold_shared::engine::{BatchReport, Context, Outcome, run_batch};
+use streamfold_shared::engine::{BatchReport, Context, EventSource, Outcome, Records};
 use streamfold_shared::executor::{DryRun, Item};
 use streamfold_shared::ids::Timestamp;
 use streamfold_shared::kinesis::KinesisRecord;
@@ -451,22 +451,19 @@ async fn run_one(ctx: &Context, kind: ProcessorKind, raw: &str) -> Result<BatchR
         "the stored text is not JSON (a line replay could not read); fix the capture and replay it"
             .to_owned()
     })?;
-    Ok(match kind {
-        ProcessorKind::AgentActivity => {
+    let projection = kind.projection();
+    Ok(match kind.source() {
+        EventSource::Kinesis => {
             let record = KinesisRecord::from_json_value(&value)
                 .map_err(|e| format!("not a Kinesis record: {e}"))?;
-            let processor = agent_activity::AgentActivity::from_env();
-            run_batch(&processor, ctx, std::slice::from_ref(&record)).await
+            let records = Records::Kinesis(std::slice::from_ref(&record));
+            projection.run_batch(ctx, records).await
         }
-        ProcessorKind::MessageGroups | ProcessorKind::Extensions => {
+        EventSource::TableStream => {
             let record = StreamRecord::from_json_value(&value)
                 .map_err(|e| format!("not a DynamoDB stream record: {e}"))?;
-            let records = std::slice::from_ref(&record);
-            if kind == ProcessorKind::MessageGroups {
-                run_batch(&message_groups::MessageGroups, ctx, records).await
-            } else {
-                run_batch(&extensions::Extensions, ctx, records).await
-            }
+            let records = Records::TableStream(std::slice::from_ref(&record));
+            projection.run_batch(ctx, records).await
         }
     })
 }

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod rebuild;
 pub mod reconcile_cmd;
 pub mod redrive;
+pub mod registry;
 pub mod render;
 pub mod replay;
 pub mod report;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use std::collections::HashMap;
 use streamfold_shared::deadletter::{self, DeadLetter};
-use streamfold_shared::engine::{BatchReport, Context, Counts, Outcome, SourceRecord, run_batch};
+use streamfold_shared::engine::{BatchReport, Context, Counts, Outcome, Records, SourceRecord};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use streamfold_shared::attrs;
@@ -16,47 +16,8 @@ use streamfold_shared::kinesis::KinesisRecord;
 use streamfold_shared::record::{ChangeKind, StreamRecord};
 use tracing::warn;
 
-/// A processor the CLI can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
-pub enum ProcessorKind {
-    /// Conversation previews, from the table stream.
-    MessageGroups,
-    /// Agent profiles, history and daily totals, from Connect's agent event
-    /// stream (Kinesis).
-    AgentActivity,
-    /// Agent extensions (claim, release, hand-over), from the table stream.
-    Extensions,
-}
-
-impl ProcessorKind {
-    pub const ALL: &'static [ProcessorKind] = &[
-        ProcessorKind::MessageGroups,
-        ProcessorKind::AgentActivity,
-        ProcessorKind::Extensions,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ProcessorKind::MessageGroups => message_groups::NAME,
-            ProcessorKind::AgentActivity => agent_activity::NAME,
-            ProcessorKind::Extensions => extensions::NAME,
-        }
-    }
-
-    /// Processors fed by the table's DynamoDB stream.
-    pub fn reads_table_stream(self) -> bool {
-        match self {
-            ProcessorKind::MessageGroups => true,
-            ProcessorKind::AgentActivity => false,
-            ProcessorKind::Extensions => true,
-        }
-    }
-
-    /// Processors fed by a Kinesis stream (Connect agent events).
-    pub fn reads_kinesis(self) -> bool {
-        matches!(self, ProcessorKind::AgentActivity)
-    }
-}
+/// A processor the CLI can run: a handle on an entry of the registry.
+pub use crate::registry::ProcessorKind;
 
 /// Runs table-stream records through a set of processors.
 #[derive(Clone, Debug)]
@@ -99,16 +60,9 @@ impl Pipeline {
     }
 
     async fn run_table_kind(&self, kind: ProcessorKind, records: &[StreamRecord]) -> BatchReport {
-        match kind {
-            ProcessorKind::MessageGroups => {
-                run_batch(&message_groups::MessageGroups, &self.ctx, records).await
-            }
-            ProcessorKind::Extensions => {
-                run_batch(&extensions::Extensions, &self.ctx, records).await
-            }
-            // Not a table-stream processor: filtered out by `table_kinds`.
-            ProcessorKind::AgentActivity => BatchReport::default(),
-        }
+        kind.projection()
+            .run_batch(&self.ctx, Records::TableStream(records))
+            .await
     }
 
     /// One batch with Lambda's failure semantics: a processor's failed
@@ -163,14 +117,9 @@ impl Pipeline {
         kind: ProcessorKind,
         records: &[KinesisRecord],
     ) -> BatchReport {
-        match kind {
-            ProcessorKind::AgentActivity => {
-                let processor = agent_activity::AgentActivity::from_env();
-                run_batch(&processor, &self.ctx, records).await
-            }
-            // Not Kinesis processors: filtered out by `kinesis_kinds`.
-            _ => BatchReport::default(),
-        }
+        kind.projection()
+            .run_batch(&self.ctx, Records::Kinesis(records))
+            .await
     }
 
     /// One Kinesis batch with Lambda's failure semantics, like

@@ -834,10 +834,12 @@ mod tests {
         assert_eq!(info.processors(&[]), [ProcessorKind::Extensions]);
         v["requestContext"]["functionArn"] = "arn:aws:lambda:us-east-1:1:function:other".into();
         let info = parse_text(&v.to_string()).remove(0);
-        assert_eq!(
-            info.processors(&[]),
-            [ProcessorKind::MessageGroups, ProcessorKind::Extensions]
-        );
+        let table_stream: Vec<ProcessorKind> = ProcessorKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| k.reads_table_stream())
+            .collect();
+        assert_eq!(info.processors(&[]), table_stream);
         assert_eq!(
             info.processors(&[ProcessorKind::AgentActivity, ProcessorKind::Extensions]),
             [ProcessorKind::Extensions]

@@ -116,6 +116,19 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        /// An id is equal to its text.
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
     };
 }
 

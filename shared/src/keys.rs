@@ -138,7 +138,7 @@ impl Key {
     pub fn pk(&self) -> String {
         match self {
             Key::Group(g) => format!("GROUP#{g}"),
-            Key::Message { group, .. } => format!("MSG#{group}"),
+            Key::Message { group, .. } => Key::messages_pk(group),
             Key::Preview { owner, .. } => format!("GRP#{owner}"),
             Key::Profile(a) | Key::Activity { agent: a, .. } | Key::Daily { agent: a, .. } => {
                 format!("AGENT#{a}")
@@ -187,6 +187,22 @@ impl Key {
             ("pk".to_owned(), AttributeValue::S(self.pk())),
             ("sk".to_owned(), AttributeValue::S(self.sk())),
         ])
+    }
+
+    /// The partition holding a group's messages (the `pk` of its
+    /// [`Key::Message`]s), for a Query of them.
+    pub fn messages_pk(group: &GroupId) -> String {
+        format!("MSG#{group}")
+    }
+
+    /// The key of a table item (its `pk` and `sk`), refusing an item
+    /// without them or with any shape [`Key::parse`] refuses.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Key, KeyError> {
+        let part = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => s.as_str(),
+            _ => "",
+        };
+        Key::parse(part("pk"), part("sk"))
     }
 
     /// Parses a `pk`/`sk` pair back into a key, refusing every other shape.

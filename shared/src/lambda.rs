@@ -1,9 +1,9 @@
 //! The Lambda adapter: a stream event (DynamoDB Streams or Kinesis) in, the
-//! engine, a `ReportBatchItemFailures` answer out. One generic adapter,
-//! [`serve`], for every stream processor; what differs between the two
-//! sources (the event type, how a delivered record becomes the engine's
-//! record, the answer type) is the [`LambdaSource`] of the processor's
-//! record type.
+//! engine, a `ReportBatchItemFailures` answer out. One entry point per event
+//! source, each a function's whole `main`: [`serve_table_stream`] and
+//! [`serve_kinesis`]. What differs between the two sources (the event type,
+//! how a delivered record becomes the engine's record, the answer type) is
+//! the [`LambdaSource`] of the processor's record type.
 //!
 //! The SDK client is built once, at init, and its connection warmed there
 //! ([`config::warm_up`]), so the first invocation does not pay for it.
@@ -220,10 +220,8 @@ where
     (<P::Record as LambdaSource>::response(&report), metrics)
 }
 
-/// Runs a stream processor as a Lambda function: logging and the context
-/// (client built and warmed) at init, then one [`handle_event`] per
-/// invocation.
-pub async fn serve<P>(processor: P) -> Result<(), lambda_runtime::Error>
+/// The adapter behind both entry points.
+async fn serve<P>(processor: P) -> Result<(), lambda_runtime::Error>
 where
     P: Processor + 'static,
     P::Record: LambdaSource,
@@ -248,15 +246,17 @@ where
     .await
 }
 
-/// [`serve`] for a table-stream processor.
-pub async fn serve_dynamodb<P>(processor: P) -> Result<(), lambda_runtime::Error>
+/// A table-stream processor as a Lambda function: logging and the context
+/// (client built and warmed) at init, then one [`handle_event`] per
+/// invocation. A function's whole `main`.
+pub async fn serve_table_stream<P>(processor: P) -> Result<(), lambda_runtime::Error>
 where
     P: Processor<Record = StreamRecord> + 'static,
 {
     serve(processor).await
 }
 
-/// [`serve`] for a Kinesis processor.
+/// A Kinesis processor as a Lambda function, as [`serve_table_stream`].
 pub async fn serve_kinesis<P>(processor: P) -> Result<(), lambda_runtime::Error>
 where
     P: Processor<Record = KinesisRecord> + 'static,

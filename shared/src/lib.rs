@@ -22,6 +22,7 @@ pub mod keys;
 pub mod kinesis;
 pub mod lambda;
 pub mod metrics;
+pub mod read;
 pub mod record;
 pub mod telemetry;
 pub mod testing;

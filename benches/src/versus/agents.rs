@@ -47,7 +47,7 @@ const EXPECTED: &[(&str, &str)] = &[
 fn decode_plan(records: &[KinesisRecord], batch: usize, retention: i64) -> usize {
     let mut writes = 0;
     for chunk in records.chunks(batch) {
-        let mut agents: HashMap<String, Vec<AgentEvent>> = HashMap::new();
+        let mut agents: HashMap<streamfold_shared::ids::AgentId, Vec<AgentEvent>> = HashMap::new();
         for r in chunk {
             if let Decoded::Event { key, event } = decode(r) {
                 agents.entry(key).or_default().push(event);

@@ -40,7 +40,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, Option<f64>) {
 fn run(records: &[KinesisRecord]) -> (usize, usize, usize) {
     let (mut items, mut updates, mut invalid) = (0, 0, 0);
     for batch in records.chunks(BATCH) {
-        let mut groups: HashMap<String, Vec<AgentEvent>> = HashMap::new();
+        let mut groups: HashMap<streamfold_shared::ids::AgentId, Vec<AgentEvent>> = HashMap::new();
         for r in batch {
             match decode(r) {
                 Decoded::Event { key, event } => groups.entry(key).or_default().push(event),

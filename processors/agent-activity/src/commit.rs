@@ -35,7 +35,10 @@ pub(crate) struct AgentPlan<'a> {
 }
 
 impl<'a> AgentPlan<'a> {
-    pub(crate) fn at(slot: usize, work: &KeyWork<'a, ProfileState, AgentEvent>) -> Option<Self> {
+    pub(crate) fn at(
+        slot: usize,
+        work: &KeyWork<'a, AgentId, ProfileState, AgentEvent>,
+    ) -> Option<Self> {
         let first = work.events.first()?;
         // A redelivered event may sit twice in one batch: count it once.
         let mut seen = HashSet::with_capacity(work.events.len());

@@ -34,8 +34,10 @@ use commit::{
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
+use streamfold_shared::engine::{Context, Decoded, FromEnv, KeyWork, Processor, Step, load_items};
 use streamfold_shared::executor::{ExecError, Item};
+use streamfold_shared::ids::AgentId;
+use streamfold_shared::keys::Key;
 use streamfold_shared::kinesis::KinesisRecord;
 
 pub use event::{AgentEvent, EventType, decode_event};
@@ -65,6 +67,10 @@ impl Default for AgentActivity {
     }
 }
 
+/// The processor as the CLI runs it: [`AgentActivity::from_env`], built on
+/// first use.
+pub static FROM_ENV: FromEnv<AgentActivity> = FromEnv::new(AgentActivity::from_env);
+
 impl AgentActivity {
     /// With the retention from `STREAMFOLD_ACTIVITY_RETENTION_DAYS`, if set
     /// to a positive number of days.
@@ -79,10 +85,10 @@ impl AgentActivity {
 }
 
 /// Decodes one Kinesis record (pure).
-pub fn decode(record: &KinesisRecord) -> Decoded<AgentEvent> {
+pub fn decode(record: &KinesisRecord) -> Decoded<AgentId, AgentEvent> {
     match decode_event(&record.data) {
         Ok(event) => Decoded::Event {
-            key: event.agent.to_string(),
+            key: event.agent.clone(),
             event,
         },
         Err(e) => Decoded::Invalid(e.0),
@@ -91,6 +97,7 @@ pub fn decode(record: &KinesisRecord) -> Decoded<AgentEvent> {
 
 impl Processor for AgentActivity {
     type Record = KinesisRecord;
+    type Key = AgentId;
     type Event = AgentEvent;
     type State = ProfileState;
 
@@ -98,32 +105,20 @@ impl Processor for AgentActivity {
         NAME
     }
 
-    fn decode(&self, record: &KinesisRecord) -> Decoded<AgentEvent> {
+    fn decode(&self, record: &KinesisRecord) -> Decoded<AgentId, AgentEvent> {
         decode(record)
     }
 
     async fn load(
         &self,
         ctx: &Context,
-        keys: &[&str],
-    ) -> Result<HashMap<String, ProfileState>, ExecError> {
-        Ok(ctx
-            .agent_profiles(keys)
+        keys: &[&AgentId],
+    ) -> Result<HashMap<AgentId, ProfileState>, ExecError> {
+        Ok(load_items(ctx, keys, |a| Key::Profile(a.clone()))
             .await?
             .into_iter()
             .map(|(id, item)| (id, ProfileState::from_item(item)))
             .collect())
-    }
-
-    async fn apply(
-        &self,
-        ctx: &Context,
-        key: &str,
-        state: Option<&ProfileState>,
-        events: &[&AgentEvent],
-    ) -> Vec<Step> {
-        let work = KeyWork::alone(key, state, events);
-        self.apply_batch(ctx, &work).await.pop().unwrap_or_default()
     }
 
     /// Group commit: the whole batch's history in shared BatchWriteItem
@@ -135,7 +130,7 @@ impl Processor for AgentActivity {
     async fn apply_batch(
         &self,
         ctx: &Context,
-        work: &[KeyWork<'_, ProfileState, AgentEvent>],
+        work: &[KeyWork<'_, AgentId, ProfileState, AgentEvent>],
     ) -> Vec<Vec<Step>> {
         let plans: Vec<AgentPlan<'_>> = work
             .iter()

@@ -19,11 +19,11 @@
 //! and decides again, so a run alongside the pipeline converges and the
 //! pool's invariants hold after every transaction.
 
-use streamfold_shared::attrs::sv;
 use streamfold_shared::engine::Context;
 use streamfold_shared::executor::{ExecError, Expr, TxOutcome, token};
 use streamfold_shared::ids::{AgentId, Timestamp, Username};
 use streamfold_shared::keys::{Extension, Key};
+use streamfold_shared::read::Query;
 
 use crate::model::{
     AGENTS, ExtItem, ExtState, FREE, GSI2, Profile, RESERVED, Reservation, WAITING, Waiter,
@@ -157,21 +157,15 @@ async fn read(
 /// The profile whose `username` is this one (gsi2, then a consistent read).
 pub async fn profile_of(ctx: &Context, username: &Username) -> Result<Option<Profile>, String> {
     let exec = &ctx.exec;
-    let out = exec
-        .retrying("Query", || {
-            exec.client()
-                .query()
-                .table_name(exec.table())
-                .index_name(GSI2)
-                .key_condition_expression("gsi2pk = :a AND gsi2sk = :u")
-                .expression_attribute_values(":a", sv(AGENTS))
-                .expression_attribute_values(":u", sv(username.as_str()))
-                .send()
-        })
+    let directory = Expr::new("gsi2pk = :a AND gsi2sk = :u")
+        .s(":a", AGENTS)
+        .s(":u", username.as_str());
+    let page = Query::index(GSI2, directory)
+        .page(exec, None)
         .await
         .map_err(|e| e.to_string())?;
     let mut found: Vec<Profile> = Vec::new();
-    for item in out.items.unwrap_or_default() {
+    for item in page.items {
         let Ok(p) = Profile::from_item(&item) else {
             continue;
         };
@@ -426,6 +420,7 @@ pub async fn adopt(
 mod tests {
     use super::*;
     use crate::model::free_item;
+    use streamfold_shared::attrs::sv;
     use streamfold_shared::executor::Item;
 
     fn ext(x: &str) -> Extension {

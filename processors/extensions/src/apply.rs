@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step};
+use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Step, load_items};
 use streamfold_shared::executor::ExecError;
 use streamfold_shared::ids::{AgentId, Username};
 use streamfold_shared::keys::{Extension, Key};
@@ -33,6 +33,7 @@ pub struct Extensions;
 
 impl Processor for Extensions {
     type Record = StreamRecord;
+    type Key = AgentId;
     type Event = Event;
     type State = AgentState;
 
@@ -40,41 +41,25 @@ impl Processor for Extensions {
         NAME
     }
 
-    fn decode(&self, record: &StreamRecord) -> Decoded<Event> {
+    fn decode(&self, record: &StreamRecord) -> Decoded<AgentId, Event> {
         decode(record)
     }
 
     async fn load(
         &self,
         ctx: &Context,
-        keys: &[&str],
-    ) -> Result<HashMap<String, AgentState>, ExecError> {
-        let mut profiles: HashMap<String, Result<Profile, String>> = ctx
-            .agent_profiles(keys)
-            .await?
-            .into_iter()
-            .map(|(id, item)| (id, Profile::from_item(&item)))
-            .collect();
+        keys: &[&AgentId],
+    ) -> Result<HashMap<AgentId, AgentState>, ExecError> {
+        let mut profiles = load_items(ctx, keys, |a| Key::Profile(a.clone())).await?;
         Ok(keys
             .iter()
             .map(|k| {
                 let state = AgentState {
-                    profile: profiles.remove(*k),
+                    profile: profiles.remove(*k).map(|item| Profile::from_item(&item)),
                 };
-                ((*k).to_owned(), state)
+                ((*k).clone(), state)
             })
             .collect())
-    }
-
-    async fn apply(
-        &self,
-        ctx: &Context,
-        key: &str,
-        state: Option<&AgentState>,
-        events: &[&Event],
-    ) -> Vec<Step> {
-        let work = KeyWork::alone(key, state, events);
-        self.apply_batch(ctx, &work).await.pop().unwrap_or_default()
     }
 
     /// Plans every agent, schedules the whole batch against one view of the
@@ -83,7 +68,7 @@ impl Processor for Extensions {
     async fn apply_batch(
         &self,
         ctx: &Context,
-        work: &[KeyWork<'_, AgentState, Event>],
+        work: &[KeyWork<'_, AgentId, AgentState, Event>],
     ) -> Vec<Vec<Step>> {
         let mut steps: Vec<Vec<Step>> = work
             .iter()
@@ -122,10 +107,7 @@ impl Processor for Extensions {
         let (view, queues) = match read_view(ctx, &actions, holding).await {
             Ok(v) => v,
             Err(e) => {
-                let step = match e {
-                    ExecError::Transient(m) => Step::Failed(format!("reading the pool: {m}")),
-                    ExecError::Permanent(m) => Step::Invalid(format!("reading the pool: {m}")),
-                };
+                let step = Step::during("reading the pool", e);
                 for (_, slot, i, _) in &planned {
                     steps[*slot][*i] = step.clone();
                 }
@@ -153,8 +135,7 @@ impl Processor for Extensions {
                     let step = match run(ctx, queues, op).await {
                         Ok(true) => Step::Applied,
                         Ok(false) => Step::NoOp,
-                        Err(ExecError::Transient(e)) => Step::Failed(e),
-                        Err(ExecError::Permanent(e)) => Step::Invalid(e),
+                        Err(e) => Step::from(e),
                     };
                     let failed = matches!(step, Step::Failed(_));
                     out.push((i, step));

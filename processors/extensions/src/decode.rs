@@ -37,7 +37,7 @@ fn image_ext(image: &serde_dynamo::Item, agent: &AgentId) -> Result<Option<Exten
 }
 
 /// Decodes one stream record (pure).
-pub fn decode(record: &StreamRecord) -> Decoded<Event> {
+pub fn decode(record: &StreamRecord) -> Decoded<AgentId, Event> {
     let pk = record.key_str("pk").unwrap_or_default();
     let sk = record.key_str("sk").unwrap_or_default();
     match record.item_type() {
@@ -63,7 +63,7 @@ pub fn decode(record: &StreamRecord) -> Decoded<Event> {
         Ok(other) => return Decoded::Invalid(format!("an agent item under key {other}")),
         Err(e) => return Decoded::Invalid(format!("agent profile key: {e}")),
     };
-    let key = agent.to_string();
+    let key = agent.clone();
     match record.kind {
         ChangeKind::Remove => {
             let Some(old) = &record.dynamodb.old_image else {

@@ -18,12 +18,28 @@ use streamfold_shared::executor::{
     Conditional, ExecError, Executor, Expr, Item, TRANSACT_MAX, TxOutcome, nonce,
 };
 use streamfold_shared::ids::ProcessorName;
-use streamfold_shared::keys::{Extension, Key};
+use streamfold_shared::keys::{Extension, Key, KeyError};
 
 use crate::model::{ExtItem, ExtState, FREE, free_item};
 
 /// The longest extensions `init` creates (10^6 items).
 pub const MAX_DIGITS: u8 = 6;
+
+/// Why a pool specification is refused (the message names the flag or the
+/// number at fault).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("--digits must be 1 to {max}, not {0}", max = MAX_DIGITS)]
+    Digits(u8),
+    #[error("reserved range {0} runs backwards")]
+    Backwards(String),
+    #[error("reserved number {0:?} is not 1 to {1} digits")]
+    NotDigits(String, u8),
+    #[error("reserved number {0:?}: {1}")]
+    Number(String, std::num::ParseIntError),
+    #[error(transparent)]
+    Extension(#[from] KeyError),
+}
 
 /// Which extensions make the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +53,9 @@ impl PoolSpec {
     /// `reserve` is a comma-separated list of numbers and ranges
     /// (`0000,911,9000-9099`); a shorter number is zero-padded (`911` is
     /// `0911` with 4 digits).
-    pub fn new(digits: u8, reserve: &str) -> Result<Self, String> {
+    pub fn new(digits: u8, reserve: &str) -> Result<Self, SpecError> {
         if !(1..=MAX_DIGITS).contains(&digits) {
-            return Err(format!("--digits must be 1 to {MAX_DIGITS}, not {digits}"));
+            return Err(SpecError::Digits(digits));
         }
         let mut reserved = BTreeSet::new();
         for part in reserve.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -51,7 +67,7 @@ impl PoolSpec {
                 }
             };
             if lo > hi {
-                return Err(format!("reserved range {part} runs backwards"));
+                return Err(SpecError::Backwards(part.to_owned()));
             }
             for n in lo..=hi {
                 reserved.insert(format_ext(n, digits)?);
@@ -66,7 +82,7 @@ impl PoolSpec {
     }
 
     /// Every extension of the pool, lowest first.
-    pub fn extensions(&self) -> Result<Vec<Extension>, String> {
+    pub fn extensions(&self) -> Result<Vec<Extension>, SpecError> {
         let mut out = Vec::with_capacity(self.span() as usize);
         for n in 0..self.span() {
             let x = format_ext(n, self.digits)?;
@@ -78,21 +94,22 @@ impl PoolSpec {
     }
 }
 
-fn number(text: &str, digits: u8) -> Result<u32, String> {
+fn number(text: &str, digits: u8) -> Result<u32, SpecError> {
     if text.is_empty()
         || text.len() > usize::from(digits)
         || !text.bytes().all(|b| b.is_ascii_digit())
     {
-        return Err(format!(
-            "reserved number {text:?} is not 1 to {digits} digits"
-        ));
+        return Err(SpecError::NotDigits(text.to_owned(), digits));
     }
     text.parse()
-        .map_err(|e| format!("reserved number {text:?}: {e}"))
+        .map_err(|e| SpecError::Number(text.to_owned(), e))
 }
 
-fn format_ext(n: u32, digits: u8) -> Result<Extension, String> {
-    Extension::new(&format!("{n:0width$}", width = usize::from(digits))).map_err(|e| e.to_string())
+fn format_ext(n: u32, digits: u8) -> Result<Extension, SpecError> {
+    Ok(Extension::new(&format!(
+        "{n:0width$}",
+        width = usize::from(digits)
+    ))?)
 }
 
 /// Normalises what a caller typed: digits only, at most `digits` long,
@@ -128,7 +145,9 @@ pub async fn init(
     concurrency: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<InitReport, ExecError> {
-    let all = spec.extensions().map_err(ExecError::Permanent)?;
+    let all = spec
+        .extensions()
+        .map_err(|e| ExecError::Permanent(e.to_string()))?;
     let lease = Lease::acquire(exec, INIT_LOCK).await?;
     let result = init_locked(exec, spec, all, concurrency, progress).await;
     lease.release().await;

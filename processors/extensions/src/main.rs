@@ -4,5 +4,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    streamfold_shared::lambda::serve(extensions::Extensions).await
+    streamfold_shared::lambda::serve_table_stream(extensions::Extensions).await
 }

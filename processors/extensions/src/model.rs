@@ -8,9 +8,10 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use streamfold_shared::attrs::{s, sv};
 use streamfold_shared::engine::Context;
-use streamfold_shared::executor::{ExecError, Item};
+use streamfold_shared::executor::{ExecError, Expr, Item};
 use streamfold_shared::ids::{AgentId, Username};
 use streamfold_shared::keys::{Extension, Key};
+use streamfold_shared::read::Query;
 
 /// gsi1 partition of free extensions (`gsi1sk` = the extension).
 pub const FREE: &str = "EXT#FREE";
@@ -231,49 +232,21 @@ pub async fn queue_page(
     limit: i32,
     start: Option<Item>,
 ) -> Result<(Vec<Item>, Option<Item>), ExecError> {
-    let exec = &ctx.exec;
-    let out = exec
-        .retrying("Query", || {
-            exec.client()
-                .query()
-                .table_name(exec.table())
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :q")
-                .expression_attribute_values(":q", sv(queue))
-                .scan_index_forward(true)
-                .limit(limit.max(1))
-                .set_exclusive_start_key(start.clone())
-                .send()
-        })
+    let page = queue_query(queue)
+        .limit(limit)
+        .page(&ctx.exec, start)
         .await?;
-    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    Ok((page.items, page.next))
 }
 
 /// Counts a gsi1 queue (every page, `Select COUNT`).
 pub async fn queue_len(ctx: &Context, queue: &str) -> Result<u64, ExecError> {
-    let exec = &ctx.exec;
-    let mut total = 0u64;
-    let mut start: Option<Item> = None;
-    loop {
-        let out = exec
-            .retrying("Query", || {
-                exec.client()
-                    .query()
-                    .table_name(exec.table())
-                    .index_name(GSI1)
-                    .key_condition_expression("gsi1pk = :q")
-                    .expression_attribute_values(":q", sv(queue))
-                    .select(aws_sdk_dynamodb::types::Select::Count)
-                    .set_exclusive_start_key(start.clone())
-                    .send()
-            })
-            .await?;
-        total += u64::try_from(out.count).unwrap_or(0);
-        start = out.last_evaluated_key;
-        if start.is_none() {
-            return Ok(total);
-        }
-    }
+    queue_query(queue).count(&ctx.exec).await
+}
+
+/// A gsi1 queue, in index order.
+fn queue_query(queue: &str) -> Query {
+    Query::index(GSI1, Expr::new("gsi1pk = :q").s(":q", queue))
 }
 
 #[cfg(test)]

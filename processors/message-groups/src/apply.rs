@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use streamfold_shared::attrs::sv;
-use streamfold_shared::engine::{Context, Decoded, KeyWork, Processor, Source, Step};
+use streamfold_shared::engine::{
+    Context, Decoded, KeyWork, Processor, Source, Step, each_key, load_items,
+};
 use streamfold_shared::executor::{ExecError, Expr, Item, TxOutcome, nonce, token};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::keys::Key;
+use streamfold_shared::read::Query;
 use streamfold_shared::record::StreamRecord;
 
 use crate::NAME;
@@ -72,6 +73,7 @@ pub struct MessageGroups;
 
 impl Processor for MessageGroups {
     type Record = StreamRecord;
+    type Key = GroupId;
     type Event = Event;
     type State = Result<GroupState, String>;
 
@@ -79,37 +81,20 @@ impl Processor for MessageGroups {
         NAME
     }
 
-    fn decode(&self, record: &StreamRecord) -> Decoded<Event> {
+    fn decode(&self, record: &StreamRecord) -> Decoded<GroupId, Event> {
         decode(record)
     }
 
     async fn load(
         &self,
         ctx: &Context,
-        keys: &[&str],
-    ) -> Result<HashMap<String, Self::State>, ExecError> {
-        let group_keys: Vec<Key> = keys
-            .iter()
-            .filter_map(|k| GroupId::new(*k).ok().map(Key::Group))
-            .collect();
-        let items = ctx.exec.batch_get(&group_keys, true).await?;
-        let mut states = HashMap::with_capacity(items.len());
-        for item in items {
-            let pk = streamfold_shared::attrs::s(&item, "pk").unwrap_or_default();
-            let id = pk.strip_prefix("GROUP#").unwrap_or_default().to_owned();
-            states.insert(id, GroupState::from_item(item));
-        }
-        Ok(states)
-    }
-
-    async fn apply(
-        &self,
-        ctx: &Context,
-        key: &str,
-        state: Option<&Self::State>,
-        events: &[&Event],
-    ) -> Vec<Step> {
-        apply_key(ctx, key, state, events, &[]).await
+        keys: &[&GroupId],
+    ) -> Result<HashMap<GroupId, Self::State>, ExecError> {
+        Ok(load_items(ctx, keys, |g| Key::Group(g.clone()))
+            .await?
+            .into_iter()
+            .map(|(group, item)| (group, GroupState::from_item(item)))
+            .collect())
     }
 
     /// Every group on its own, `ctx.concurrency` at a time, each with its
@@ -117,23 +102,12 @@ impl Processor for MessageGroups {
     async fn apply_batch(
         &self,
         ctx: &Context,
-        work: &[KeyWork<'_, Self::State, Event>],
+        work: &[KeyWork<'_, GroupId, Self::State, Event>],
     ) -> Vec<Vec<Step>> {
-        let mut futures = Vec::with_capacity(work.len());
-        for (slot, w) in work.iter().enumerate() {
-            futures.push(async move {
-                (
-                    slot,
-                    apply_key(ctx, w.key, w.state, &w.events, &w.sources).await,
-                )
-            });
-        }
-        let mut results: Vec<(usize, Vec<Step>)> = futures::stream::iter(futures)
-            .buffer_unordered(ctx.concurrency.max(1))
-            .collect()
-            .await;
-        results.sort_by_key(|(slot, _)| *slot);
-        results.into_iter().map(|(_, steps)| steps).collect()
+        each_key(ctx, work, |w| {
+            apply_key(ctx, w.key, w.state, &w.events, &w.sources)
+        })
+        .await
     }
 }
 
@@ -141,7 +115,7 @@ impl Processor for MessageGroups {
 /// record carries them).
 async fn apply_key(
     ctx: &Context,
-    key: &str,
+    key: &GroupId,
     state: Option<&Result<GroupState, String>>,
     events: &[&Event],
     sources: &[Source<'_>],
@@ -160,8 +134,7 @@ async fn apply_key(
     }
     match converge(ctx, state.clone(), target, &origin(sources)).await {
         Ok(()) => steps,
-        Err(ExecError::Transient(e)) => vec![Step::Failed(e); events.len()],
-        Err(ExecError::Permanent(e)) => vec![Step::Invalid(e); events.len()],
+        Err(e) => vec![Step::from(e); events.len()],
     }
 }
 
@@ -256,23 +229,14 @@ pub async fn resolve(ctx: &Context, state: GroupState) -> Result<(), ExecError> 
 
 /// The newest message of a group, read consistently.
 async fn newest_message(ctx: &Context, group: &GroupId) -> Result<Option<Message>, ExecError> {
-    let pk = Key::Group(group.clone()).pk().replacen("GROUP#", "MSG#", 1);
-    let out = ctx
-        .exec
-        .retrying("Query", || {
-            ctx.exec
-                .client()
-                .query()
-                .table_name(ctx.exec.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(1)
-                .send()
-        })
+    let messages = Expr::new("pk = :pk").s(":pk", Key::messages_pk(group));
+    let page = Query::table(messages)
+        .newest_first()
+        .consistent()
+        .limit(1)
+        .page(&ctx.exec, None)
         .await?;
-    let Some(item) = out.items.and_then(|mut v| v.pop()) else {
+    let Some(item) = page.items.into_iter().next() else {
         return Ok(None);
     };
     let pk = streamfold_shared::attrs::s(&item, "pk").unwrap_or_default();

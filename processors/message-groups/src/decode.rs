@@ -159,7 +159,7 @@ pub(crate) fn decode_message(
 }
 
 /// Decodes one stream record (pure).
-pub fn decode(record: &StreamRecord) -> Decoded<Event> {
+pub fn decode(record: &StreamRecord) -> Decoded<GroupId, Event> {
     let pk = record.key_str("pk").unwrap_or_default();
     match record.item_type() {
         Some("message") => {}
@@ -181,7 +181,7 @@ pub fn decode(record: &StreamRecord) -> Decoded<Event> {
         Ok(other) => return Decoded::Invalid(format!("a message item under key {other}")),
         Err(e) => return Decoded::Invalid(format!("message key: {e}")),
     };
-    let key = group.to_string();
+    let key = group.clone();
     let event = match record.kind {
         ChangeKind::Remove => Event::Deleted {
             group,

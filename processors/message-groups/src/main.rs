@@ -4,5 +4,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    streamfold_shared::lambda::serve(message_groups::MessageGroups).await
+    streamfold_shared::lambda::serve_table_stream(message_groups::MessageGroups).await
 }

@@ -32,7 +32,7 @@ fn msg(at: &str, id: &str, text: &str) -> Message {
 
 #[test]
 fn decodes_every_fixture_record() {
-    let decoded: Vec<Decoded<Event>> = fixture_records().iter().map(decode).collect();
+    let decoded: Vec<Decoded<GroupId, Event>> = fixture_records().iter().map(decode).collect();
     assert_eq!(decoded.len(), 8);
     assert!(matches!(decoded[0], Decoded::Ignore), "group item");
     assert!(matches!(

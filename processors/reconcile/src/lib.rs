@@ -31,6 +31,7 @@ use streamfold_shared::engine::Context;
 use streamfold_shared::executor::{ExecError, Expr, Item, RetryPolicy, TxOutcome, nonce};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
+use streamfold_shared::read::Query;
 use tracing::{info, warn};
 
 pub use extensions::{Settled, settle};
@@ -265,25 +266,13 @@ pub struct DirEntry {
 
 /// The agent directory (gsi2 `AGENTS`), every page, by agent id.
 pub async fn directory(ctx: &Context) -> Result<BTreeMap<String, DirEntry>, ExecError> {
-    let exec = &ctx.exec;
     let mut out = BTreeMap::new();
+    let query = Query::index(GSI2, Expr::new("gsi2pk = :a").s(":a", AGENTS))
+        .project(Expr::new("pk, sk, agent_arn, username, extension, #st").name("#st", "status"));
     let mut start: Option<Item> = None;
     loop {
-        let page = exec
-            .retrying("Query", || {
-                exec.client()
-                    .query()
-                    .table_name(exec.table())
-                    .index_name(GSI2)
-                    .key_condition_expression("gsi2pk = :a")
-                    .expression_attribute_values(":a", sv(AGENTS))
-                    .projection_expression("pk, sk, agent_arn, username, extension, #st")
-                    .expression_attribute_names("#st", "status")
-                    .set_exclusive_start_key(start.clone())
-                    .send()
-            })
-            .await?;
-        for item in page.items.unwrap_or_default() {
+        let page = query.page(&ctx.exec, start).await?;
+        for item in page.items {
             let pk = s(&item, "pk").unwrap_or_default();
             let sk = s(&item, "sk").unwrap_or_default();
             let Ok(Key::Profile(agent)) = Key::parse(pk, sk) else {
@@ -301,7 +290,7 @@ pub async fn directory(ctx: &Context) -> Result<BTreeMap<String, DirEntry>, Exec
                 },
             );
         }
-        start = page.last_evaluated_key;
+        start = page.next;
         if start.is_none() {
             return Ok(out);
         }

@@ -281,6 +281,9 @@ fn every_event_source_mapping_reports_partial_failures_and_gives_up() {
 }
 
 /// Every IAM statement of the template's roles: (role, statement).
+/// Every statement each role grants: its inline policies' and those of the
+/// template's managed policies it attaches (`ManagedPolicyArns: [!Ref X]`,
+/// the pieces the stream functions share), as (role, statement).
 fn statements(t: &Yaml) -> Vec<(String, Yaml)> {
     let mut out = Vec::new();
     if let Some(resources) = t["Resources"].as_hash() {
@@ -288,11 +291,27 @@ fn statements(t: &Yaml) -> Vec<(String, Yaml)> {
             if s(&r["Type"]) != "AWS::IAM::Role" {
                 continue;
             }
-            for policy in r["Properties"]["Policies"]
+            let inline = r["Properties"]["Policies"]
+                .as_vec()
+                .cloned()
+                .unwrap_or_default();
+            let managed = r["Properties"]["ManagedPolicyArns"]
                 .as_vec()
                 .cloned()
                 .unwrap_or_default()
-            {
+                .into_iter()
+                .map(|arn| {
+                    let policy = &t["Resources"][s(&arn).as_str()];
+                    assert_eq!(
+                        s(&policy["Type"]),
+                        "AWS::IAM::ManagedPolicy",
+                        "{}: managed policy {}",
+                        s(name),
+                        s(&arn)
+                    );
+                    policy["Properties"].clone()
+                });
+            for policy in inline.into_iter().chain(managed) {
                 for st in policy["PolicyDocument"]["Statement"]
                     .as_vec()
                     .cloned()
@@ -329,7 +348,8 @@ fn role_actions(t: &Yaml, role: &str, prefix: &str) -> BTreeSet<String> {
 #[test]
 fn every_role_has_exactly_the_actions_its_function_uses_and_no_star() {
     let t = template();
-    // No SAM policy templates or managed policies: inline, exact statements.
+    // No SAM policy templates: exact statements, inline or in the template's
+    // own shared managed policies (`statements` refuses any other).
     for (name, _) in FUNCTIONS {
         assert!(
             t["Resources"][name]["Properties"]["Policies"].is_badvalue(),
@@ -901,7 +921,7 @@ fn check_filters(
     passed
 }
 
-fn acts_on<E>(d: Decoded<E>) -> bool {
+fn acts_on<K, E>(d: Decoded<K, E>) -> bool {
     !matches!(d, Decoded::Ignore)
 }
 
