@@ -12,7 +12,10 @@
 //! - `versus`: the same workloads (a chat burst, an agent day, extension
 //!   churn) through streamfold and through a straightforward per-record
 //!   implementation, side by side: wall time, requests, requests per record,
-//!   whether the views agree, decode+plan CPU throughput and peak RSS.
+//!   whether the views agree, WRU, RRU and dollars per million records at
+//!   on-demand prices, decode+plan CPU throughput and peak RSS.
+//! - `freshness`: write-to-view latency (p50, p99) through the real
+//!   `streamfold tail`, at a steady rate and in a burst.
 //!
 //! Run with `cargo run --release -p streamfold-bench -- <command>`.
 
@@ -32,6 +35,7 @@ use streamfold_shared::engine::{decode_and_group, run_batch};
 use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::record::StreamRecord;
 
+mod freshness;
 mod versus;
 
 #[derive(Parser)]
@@ -66,6 +70,9 @@ enum Cmd {
     /// streamfold side by side with a per-record implementation of the same
     /// semantics, on the same endpoint (needs `AWS_ENDPOINT_URL`).
     Versus(versus::VersusArgs),
+    /// Write-to-view latency through the real `streamfold tail` (needs an
+    /// endpoint and the `streamfold` binary next to this one).
+    Freshness(freshness::FreshnessArgs),
 }
 
 #[derive(clap::Args)]
@@ -592,5 +599,6 @@ async fn main() -> Result<()> {
         Cmd::Requests { messages, groups } => requests(messages, groups).await,
         Cmd::Replay(o) => replay_bench(o).await,
         Cmd::Versus(args) => versus::run(args).await,
+        Cmd::Freshness(args) => freshness::run(args).await,
     }
 }

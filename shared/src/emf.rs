@@ -11,8 +11,11 @@
 //! `STREAMFOLD_METRICS_NAMESPACE` sets the namespace (default `Streamfold`);
 //! `STREAMFOLD_METRICS=off` turns the lines off.
 //!
-//! Consumed capacity (WRU/RRU) is not measured yet: [`Capacity`] is where it
-//! goes, and [`BatchMetrics::consumed`] is emitted when it is filled in.
+//! Consumed capacity (WRU/RRU, what DynamoDB on demand bills) comes from
+//! the answers' `ConsumedCapacity` ([`crate::metrics::RequestCounter`] asks
+//! for it on every request): [`BatchMetrics::consumed`] carries the batch's
+//! total as `ConsumedWriteCapacity` and `ConsumedReadCapacity`, and its
+//! breakdown by operation, table and index in the JSON lines.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::engine::Counts;
 use crate::ids::Timestamp;
+use crate::metrics::{CapacityKey, Units};
 
 /// The default CloudWatch namespace.
 pub const DEFAULT_NAMESPACE: &str = "Streamfold";
@@ -43,12 +47,62 @@ pub mod names {
     pub const CONSUMED_RRU: &str = "ConsumedReadCapacity";
 }
 
-/// Consumed capacity of a batch (write and read request units). Not measured
-/// yet; the place for it when the executor reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// Consumed capacity of a batch (write and read request units), in total
+/// and by operation, table and index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Capacity {
     pub write_units: f64,
     pub read_units: f64,
+    /// Where it was consumed.
+    pub by: Vec<CapacityEntry>,
+}
+
+/// The capacity one operation consumed on one table or index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapacityEntry {
+    pub operation: String,
+    pub table: String,
+    /// Empty for the table itself.
+    pub index: String,
+    pub write_units: f64,
+    pub read_units: f64,
+}
+
+impl Capacity {
+    /// From a counter's figures ([`crate::metrics::RequestCounter::capacity`]).
+    pub fn from_entries(entries: &BTreeMap<CapacityKey, Units>) -> Self {
+        let total = entries.values().fold(Units::default(), |a, u| a.plus(*u));
+        Capacity {
+            write_units: total.write,
+            read_units: total.read,
+            by: entries
+                .iter()
+                .map(|(k, u)| CapacityEntry {
+                    operation: k.operation.clone(),
+                    table: k.table.clone(),
+                    index: k.index.clone(),
+                    write_units: u.write,
+                    read_units: u.read,
+                })
+                .collect(),
+        }
+    }
+
+    /// The capacity consumed between two readings of one counter.
+    pub fn between(
+        before: &BTreeMap<CapacityKey, Units>,
+        after: &BTreeMap<CapacityKey, Units>,
+    ) -> Self {
+        let delta: BTreeMap<CapacityKey, Units> = after
+            .iter()
+            .map(|(k, u)| {
+                let b = before.get(k).copied().unwrap_or_default();
+                (k.clone(), u.minus(b))
+            })
+            .filter(|(_, u)| u.total() > 0.0)
+            .collect();
+        Self::from_entries(&delta)
+    }
 }
 
 /// What one batch came to, as metrics.
@@ -104,7 +158,7 @@ impl BatchMetrics {
         if let Some(age) = self.oldest_record_age_ms {
             v.push((names::OLDEST_RECORD_AGE, age.max(0) as f64, "Milliseconds"));
         }
-        if let Some(cap) = self.consumed {
+        if let Some(cap) = &self.consumed {
             v.push((names::CONSUMED_WRU, cap.write_units, "Count"));
             v.push((names::CONSUMED_RRU, cap.read_units, "Count"));
         }
@@ -148,6 +202,9 @@ impl BatchMetrics {
             doc.insert(name.into(), json!(value));
         }
         doc.insert("requests".into(), json!(self.requests));
+        if let Some(cap) = &self.consumed {
+            doc.insert("consumed".into(), json!(cap.by));
+        }
         Value::Object(doc)
     }
 }
@@ -243,6 +300,56 @@ mod tests {
         assert_eq!(doc["OldestRecordAge"], 1500.0);
         assert_eq!(doc["Function"], "f");
         assert!(doc.get("ConsumedWriteCapacity").is_none());
+    }
+
+    #[test]
+    fn consumed_capacity_is_emitted_in_total_and_in_the_json_line_by_table() {
+        let before = BTreeMap::from([(
+            CapacityKey {
+                operation: "TransactWriteItems".into(),
+                table: "t".into(),
+                index: String::new(),
+            },
+            Units {
+                write: 4.0,
+                read: 0.0,
+            },
+        )]);
+        let mut after = before.clone();
+        after.insert(
+            CapacityKey {
+                operation: "TransactWriteItems".into(),
+                table: "t".into(),
+                index: "gsi1".into(),
+            },
+            Units {
+                write: 2.0,
+                read: 0.0,
+            },
+        );
+        after.insert(
+            CapacityKey {
+                operation: "BatchGetItem".into(),
+                table: "t".into(),
+                index: String::new(),
+            },
+            Units {
+                write: 0.0,
+                read: 1.5,
+            },
+        );
+        let m = BatchMetrics {
+            consumed: Some(Capacity::between(&before, &after)),
+            ..Default::default()
+        };
+        let doc = m.to_emf("NS", 0);
+        assert_eq!(doc["ConsumedWriteCapacity"], 2.0);
+        assert_eq!(doc["ConsumedReadCapacity"], 1.5);
+        let line = m.to_json_line(ts("2026-12-02T00:00:00Z"));
+        let by = line["consumed"].as_array().cloned().unwrap_or_default();
+        assert_eq!(by.len(), 2, "{line}");
+        assert_eq!(by[1]["index"], "gsi1");
+        assert_eq!(by[1]["write_units"], 2.0);
     }
 
     #[test]

@@ -222,7 +222,7 @@ where
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         requests: counter.map(|c| c.snapshot()).unwrap_or_default(),
         oldest_record_age_ms,
-        consumed: None,
+        consumed: counter.map(|c| emf::Capacity::from_entries(&c.capacity())),
     };
     (<P::Record as LambdaSource>::response(&report), metrics)
 }

@@ -67,12 +67,43 @@ fn group_item(g: usize, created_at: Timestamp) -> Result<Item> {
     ]))
 }
 
+/// The shape of a chat workload.
+pub struct Shape {
+    pub name: &'static str,
+    pub messages: usize,
+    pub groups: usize,
+    /// Zipf exponent (0: uniform).
+    pub zipf: f64,
+}
+
+impl Shape {
+    /// The chat burst (`--messages`, `--groups`, `--zipf`).
+    pub fn burst(args: &VersusArgs) -> Self {
+        Self {
+            name: "chat burst",
+            messages: args.messages,
+            groups: args.groups,
+            zipf: args.zipf,
+        }
+    }
+
+    /// The sparse chat (`--sparse-messages` uniform over `--sparse-groups`).
+    pub fn sparse(args: &VersusArgs) -> Self {
+        Self {
+            name: "sparse chat",
+            messages: args.sparse_messages,
+            groups: args.sparse_groups,
+            zipf: 0.0,
+        }
+    }
+}
+
 /// The burst's messages, in stream order.
-fn messages(args: &VersusArgs) -> Result<Vec<NewMessage>> {
-    let zipf = Zipf::new(args.groups.max(1), args.zipf);
+fn messages(args: &VersusArgs, shape: &Shape) -> Result<Vec<NewMessage>> {
+    let zipf = Zipf::new(shape.groups.max(1), shape.zipf);
     let mut rng = fastrand::Rng::with_seed(args.seed);
     let start = Timestamp::parse("2026-11-20T10:00:00Z")?.epoch_millis();
-    (0..args.messages)
+    (0..shape.messages)
         .map(|i| {
             let g = zipf.sample(&mut rng);
             let [a, b] = participants(g)?;
@@ -111,22 +142,63 @@ fn decode_plan(batches: &[String]) -> usize {
     projected
 }
 
-/// Runs the chat burst through both sides.
-pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
-    let groups = args.groups.max(1);
+/// Messages per conversation that has any in a batch, on average.
+fn per_conversation_per_batch(records: &[StreamRecord], batch: usize) -> f64 {
+    let (mut messages, mut touched) = (0usize, 0usize);
+    for b in records.chunks(batch.max(1)) {
+        let groups: std::collections::HashSet<_> = b
+            .iter()
+            .filter_map(|r| r.dynamodb.keys.get("pk").cloned())
+            .map(|v| format!("{v:?}"))
+            .collect();
+        messages += b.len();
+        touched += groups.len();
+    }
+    messages as f64 / touched.max(1) as f64
+}
+
+/// The source items (groups and messages) and the stream records of a
+/// chat workload.
+fn workload(args: &VersusArgs, shape: &Shape) -> Result<(Vec<Item>, Vec<StreamRecord>)> {
     let created = Timestamp::parse("2026-11-20T09:00:00Z")?;
-    let burst = messages(args)?;
-    let mut sources: Vec<Item> = (0..groups)
+    let burst = messages(args, shape)?;
+    let mut sources: Vec<Item> = (0..shape.groups.max(1))
         .map(|g| group_item(g, created))
         .collect::<Result<_>>()?;
     sources.extend(burst.iter().map(NewMessage::item));
-    t.put_sources(sources).await?;
-    let records: Vec<StreamRecord> = burst
+    let records = burst
         .iter()
         .enumerate()
         .map(|(i, m)| stream_record(i, ChangeKind::Insert, Some(m.item()), None))
         .collect();
-    drop(burst);
+    Ok((sources, records))
+}
+
+/// streamfold's side alone of a chat workload in batches of `batch`, on
+/// `app`'s table (its sources written by the uncounted `src` first): what
+/// the batch-size sweep measures.
+pub async fn streamfold_only(
+    args: &VersusArgs,
+    shape: &Shape,
+    app: &streamfold::app::App,
+    src: &streamfold_shared::executor::Executor,
+    batch: usize,
+) -> Result<super::measure::Side> {
+    let (sources, records) = workload(args, shape)?;
+    src.batch_put(sources)
+        .await
+        .map_err(|e| anyhow!("writing source items to {}: {e}", src.table()))?;
+    let pipeline = Pipeline::new(app.ctx.clone(), &[ProcessorKind::MessageGroups]);
+    let mut watch = Stopwatch::new(app.counter.clone());
+    let counts = streamfold_side(&pipeline, &mut watch, &records, batch).await;
+    Ok(watch.finish(outcomes(&counts)))
+}
+
+/// Runs a chat workload through both sides.
+pub async fn run(args: &VersusArgs, shape: &Shape, t: &Tables) -> Result<Report> {
+    let groups = shape.groups.max(1);
+    let (sources, records) = workload(args, shape)?;
+    t.put_sources(sources).await?;
     super::measure::reset_peak_rss();
     let bs = args.batch_size.max(1);
 
@@ -158,12 +230,13 @@ pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
         .map(serde_json::to_string)
         .collect::<Result<_, _>>()?;
     let rate = records_per_cpu_second(records.len(), || decode_plan(&batches));
+    let per_batch = per_conversation_per_batch(&records, bs);
     Ok(Report {
-        name: "chat burst",
+        name: shape.name,
         what: format!(
-            "{} messages into {groups} conversations (Zipf s = {}), message-groups",
+            "{} messages into {groups} conversations (Zipf s = {}; {per_batch:.2} messages per conversation per batch), message-groups",
             records.len(),
-            args.zipf
+            shape.zipf
         ),
         records: records.len(),
         streamfold,

@@ -7,14 +7,18 @@
 //! 3. those agents come back and a quarter as many new ones arrive, more
 //!    than the pool holds: the lowest free extensions go, the rest wait;
 //! 4. a fifth of the agents depart: their extensions are handed over to the
-//!    longest-waiting agents, and freed once nobody waits.
+//!    longest-waiting agents, and freed once nobody waits;
+//! 5. mixed: a tenth of the agents (assigned since phase 1) depart and as
+//!    many new ones arrive, one after the other in the same batches.
 //!
-//! Each batch holds arrivals only or departures only. (Within one batch
+//! In phases 1 to 4 each batch holds arrivals only or departures only, and
+//! the two tables are compared after phase 4. (Within one batch
 //! streamfold hands a just-freed extension to the batch's next arrival, and
 //! an agent that found the pool empty to the batch's next departure, before
 //! older candidates; the per-record way always takes the lowest free number
 //! and the longest waiter. Mixed batches would make the two sides pick other
-//! numbers, with the same invariants.) The departure records carry the
+//! numbers, with the same invariants: so after phase 5 only the census is
+//! checked, on both sides.) The departure records carry the
 //! profile as streamfold's table held it; the naive table is checked to
 //! hold the same extension, so both sides get identical, truthful records.
 
@@ -277,7 +281,25 @@ pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
         &[],
     )
     .await?;
-    let mut notes = Vec::new();
+
+    // Phase 5: departures and arrivals alternate within each batch.
+    let mixed_out: Vec<usize> = (2..n).step_by(4).take((n / 10).max(1)).collect();
+    let mixed_in: Vec<usize> = (0..mixed_out.len()).map(|k| 2 * n + k).collect();
+    let leaving_records = churn.depart(&mixed_out).await?;
+    let arriving_records = churn.arrive(&mixed_in).await?;
+    let mixed: Vec<StreamRecord> = leaving_records
+        .into_iter()
+        .zip(arriving_records)
+        .flat_map(|(d, a)| [d, a])
+        .collect();
+    churn.process(&mixed).await?;
+    all.extend(mixed);
+
+    let mut notes = vec![format!(
+        "views compared after phase 4; phase 5 mixed {} departures and {} arrivals in the same batches (census only)",
+        mixed_out.len(),
+        mixed_in.len()
+    )];
     for (side, exec) in [("streamfold", &t.streamfold_src), ("naive", &t.naive_src)] {
         let c = census(exec)
             .await
@@ -298,11 +320,13 @@ pub async fn run(args: &VersusArgs, t: &Tables) -> Result<Report> {
     Ok(Report {
         name: "extension churn",
         what: format!(
-            "{n} agents arrive, {} leave, {} return with {} new ones, {} leave, on a pool of {pool_size}; extensions",
+            "{n} agents arrive, {} leave, {} return with {} new ones, {} leave, then {} leave and {} arrive mixed in batches, on a pool of {pool_size}; extensions",
             leaving.len(),
             leaving.len(),
             returning.len() - leaving.len(),
-            later.len()
+            later.len(),
+            mixed_out.len(),
+            mixed_out.len()
         ),
         records: all.len(),
         streamfold: churn.streamfold.finish(outcomes(&churn.counts)),

@@ -1,18 +1,22 @@
-//! What the versus bench measures: wall time and requests of a side, CPU
-//! time of the pure decode + plan step, and the bench process's peak RSS.
+//! What the versus bench measures: wall time, requests and consumed
+//! capacity (WRU/RRU, as the endpoint answers `ConsumedCapacity`) of a
+//! side, CPU time of the pure decode + plan step, and the bench process's
+//! peak RSS.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use streamfold_shared::metrics::RequestCounter;
+use streamfold_shared::metrics::{RequestCounter, Units};
 
-/// Wall time and DynamoDB requests of one side of a workload.
+/// Wall time, DynamoDB requests and capacity of one side of a workload.
 #[derive(Debug, Clone, Default)]
 pub struct Side {
     /// Seconds spent processing records (source writes excluded).
     pub seconds: f64,
     /// Requests per operation (every HTTP attempt, retries included).
     pub requests: BTreeMap<String, u64>,
+    /// Consumed capacity per operation (tables and indexes).
+    pub capacity: BTreeMap<String, Units>,
     /// What the side reported about its records (outcomes, skips).
     pub outcome: String,
 }
@@ -31,6 +35,31 @@ impl Side {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// All consumed capacity.
+    pub fn units(&self) -> Units {
+        self.capacity
+            .values()
+            .fold(Units::default(), |a, u| a.plus(*u))
+    }
+
+    /// `TransactWriteItems 4,023.0 WRU, BatchGetItem 50.5 RRU`.
+    pub fn capacity_by_operation(&self) -> String {
+        let mut parts = Vec::new();
+        for (op, u) in &self.capacity {
+            if u.write > 0.0 {
+                parts.push(format!("{op} {:.1} WRU", u.write));
+            }
+            if u.read > 0.0 {
+                parts.push(format!("{op} {:.1} RRU", u.read));
+            }
+        }
+        if parts.is_empty() {
+            "none reported".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Accumulates a side's processing time and requests over several phases.
@@ -39,6 +68,7 @@ pub struct Stopwatch {
     counter: RequestCounter,
     seconds: f64,
     requests: BTreeMap<String, u64>,
+    capacity: BTreeMap<String, Units>,
 }
 
 impl Stopwatch {
@@ -48,6 +78,7 @@ impl Stopwatch {
             counter,
             seconds: 0.0,
             requests: BTreeMap::new(),
+            capacity: BTreeMap::new(),
         }
     }
 
@@ -60,6 +91,10 @@ impl Stopwatch {
         for (op, n) in self.counter.snapshot() {
             *self.requests.entry(op).or_default() += n;
         }
+        for (op, u) in self.counter.consumed_by_operation() {
+            let e = self.capacity.entry(op).or_default();
+            *e = e.plus(u);
+        }
         out
     }
 
@@ -68,6 +103,7 @@ impl Stopwatch {
         Side {
             seconds: self.seconds,
             requests: self.requests,
+            capacity: self.capacity,
             outcome,
         }
     }

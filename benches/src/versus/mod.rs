@@ -15,6 +15,7 @@
 mod agents;
 mod chat;
 mod compare;
+pub mod cost;
 mod extensions;
 mod measure;
 mod naive;
@@ -32,6 +33,7 @@ use streamfold_shared::executor::{Executor, Item};
 use streamfold_shared::record::{ChangeKind, StreamData, StreamRecord};
 
 use compare::Verdict;
+use cost::{Cost, Prices};
 use measure::{Side, thousands};
 
 /// `streamfold-bench versus …`
@@ -46,6 +48,14 @@ pub struct VersusArgs {
     /// Exponent of the Zipf distribution of messages over conversations.
     #[arg(long, default_value_t = 1.0)]
     pub zipf: f64,
+    /// Messages of the sparse chat (uniform over `--sparse-groups`: about
+    /// one message per conversation per batch, the worst case for
+    /// coalescing).
+    #[arg(long, default_value_t = 4_000)]
+    pub sparse_messages: usize,
+    /// Conversations of the sparse chat.
+    #[arg(long, default_value_t = 2_000)]
+    pub sparse_groups: usize,
     /// Agents of the agent day (synthetic Connect agent events).
     #[arg(long, default_value_t = 500)]
     pub agents: usize,
@@ -55,8 +65,9 @@ pub struct VersusArgs {
     /// Agents of the extension churn (the pool has 10 % more extensions).
     #[arg(long, default_value_t = 2_000)]
     pub extension_agents: usize,
-    /// Records per batch (Lambda's batch size).
-    #[arg(long, default_value_t = 100)]
+    /// Records per batch (Lambda's batch size; the template's
+    /// `StreamBatchSize` default).
+    #[arg(long, default_value_t = 1000)]
     pub batch_size: usize,
     /// Ordering keys streamfold applies at once (1: the local endpoint
     /// answers concurrent transactions with 500s the SDK retries).
@@ -71,6 +82,82 @@ pub struct VersusArgs {
     /// Keep the tables (their names are printed).
     #[arg(long)]
     pub keep: bool,
+    #[command(flatten)]
+    pub prices: Prices,
+    /// Instead of the workloads: streamfold's cost per message of the chat
+    /// burst (`--sweep-messages` of it) by batch size and batching window
+    /// at `--sweep-rate`, and the wait each setting adds.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Messages of each sweep run.
+    #[arg(long, default_value_t = 2_000)]
+    pub sweep_messages: usize,
+    /// Messages per second the sweep assumes arrive (the window fills a
+    /// batch with rate × window records, at most the batch size).
+    #[arg(long, default_value_t = 100.0)]
+    pub sweep_rate: f64,
+}
+
+/// Lambda polls a stream shard about four times a second: without a
+/// batching window a batch holds what arrived in a quarter second.
+const POLL_SECONDS: f64 = 0.25;
+
+/// Batch sizes and batching windows (s) of the sweep.
+const SWEEP: &[(usize, f64)] = &[
+    (100, 0.0),
+    (100, 1.0),
+    (1000, 0.0),
+    (1000, 1.0),
+    (1000, 2.0),
+    (1000, 5.0),
+    (1000, 10.0),
+];
+
+/// The sweep: per setting, the records of one batch at `--sweep-rate`, what
+/// streamfold's side costs per message with batches that size, and the
+/// time a record waits for its batch to fill.
+async fn sweep(args: &VersusArgs, sdk: &SdkConfig) -> Result<()> {
+    let mut shape = chat::Shape::burst(args);
+    shape.messages = args.sweep_messages;
+    println!(
+        "\nsweep: {} messages into {} conversations (Zipf s = {}) at {} messages/s, streamfold's side only",
+        shape.messages, shape.groups, shape.zipf, args.sweep_rate
+    );
+    println!(
+        "\n| batch size | window | records per batch | WRU per message | RRU per message | DynamoDB $ per million messages | wait for the batch | processing per batch |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let pid = std::process::id();
+    let mut schema = streamfold::table::Schema::builtin()?;
+    schema.stream_specification.stream_enabled = false;
+    for (k, &(size, window)) in SWEEP.iter().enumerate() {
+        let fill = (args.sweep_rate * window.max(POLL_SECONDS)).round() as usize;
+        let batch = fill.clamp(1, size);
+        let wait = if window > 0.0 {
+            window.min(size as f64 / args.sweep_rate.max(1e-9))
+        } else {
+            POLL_SECONDS
+        };
+        let name = format!("versus-sweep-{k}-{pid}");
+        let app = App::new(sdk.clone(), &name)?;
+        streamfold::table::create(app.ddb(), &name, &schema).await?;
+        let src = Executor::new(aws_sdk_dynamodb::Client::new(sdk), name.clone());
+        let side = chat::streamfold_only(args, &shape, &app, &src, batch).await;
+        streamfold::table::delete(app.ddb(), &name).await?;
+        let side = side?;
+        let u = side.units();
+        let n = shape.messages.max(1) as f64;
+        let cost = args.prices.cost(&side, shape.messages, batch);
+        let batches = shape.messages.div_ceil(batch).max(1) as f64;
+        println!(
+            "| {size} | {window} s | {batch} | {:.2} | {:.2} | {} | {wait:.2} s | {:.0} ms |",
+            u.write / n,
+            u.read / n,
+            dollars(cost.dynamodb),
+            side.seconds / batches * 1000.0
+        );
+    }
+    Ok(())
 }
 
 /// The workloads.
@@ -78,9 +165,12 @@ pub struct VersusArgs {
 pub enum Workload {
     /// A chat burst into Zipf-distributed conversations (message-groups).
     Chat,
+    /// Many conversations, about one message each per batch (message-groups).
+    SparseChat,
     /// One day of Connect agent events (agent-activity).
     Agents,
-    /// Extension churn: arrivals, departures, re-arrivals (extensions).
+    /// Extension churn: arrivals, departures, re-arrivals, then both mixed
+    /// in batches (extensions).
     Extensions,
 }
 
@@ -178,9 +268,22 @@ fn per_record(side: &Side, records: usize) -> f64 {
     side.total() as f64 / records.max(1) as f64
 }
 
+/// `$0.0123`.
+fn dollars(x: f64) -> String {
+    format!("${x:.4}")
+}
+
 impl Report {
+    /// Dollars per million records of each side (streamfold, naive).
+    fn costs(&self, prices: &Prices, batch: usize) -> (Cost, Cost) {
+        (
+            prices.cost(&self.streamfold, self.records, batch),
+            prices.cost(&self.naive, self.records, batch),
+        )
+    }
+
     /// The side-by-side block of one workload.
-    fn print(&self) {
+    fn print(&self, prices: &Prices, batch: usize) {
         let (s, n) = (&self.streamfold, &self.naive);
         println!("\n== {}: {}", self.name, self.what);
         println!(
@@ -209,8 +312,58 @@ impl Report {
             format!("{np:.3}"),
             ratio(np, sp)
         );
+        let (su, nu) = (s.units(), n.units());
+        let row = |label: &str, a: String, b: String, r: String| {
+            println!("  {label:<22}{a:>14}{b:>14}{r:>18}");
+        };
+        row(
+            "WRU",
+            format!("{:.1}", su.write),
+            format!("{:.1}", nu.write),
+            ratio(nu.write, su.write),
+        );
+        row(
+            "RRU",
+            format!("{:.1}", su.read),
+            format!("{:.1}", nu.read),
+            ratio(nu.read, su.read),
+        );
+        let records = self.records.max(1) as f64;
+        row(
+            "RU per record",
+            format!("{:.2}", su.total() / records),
+            format!("{:.2}", nu.total() / records),
+            ratio(nu.total(), su.total()),
+        );
+        let (sc, nc) = self.costs(prices, batch);
+        row(
+            "DynamoDB $ / M records",
+            dollars(sc.dynamodb),
+            dollars(nc.dynamodb),
+            ratio(nc.dynamodb, sc.dynamodb),
+        );
+        row(
+            "Lambda GB-s / M rec.",
+            format!("{:.0}", sc.gb_seconds),
+            format!("{:.0}", nc.gb_seconds),
+            ratio(nc.gb_seconds, sc.gb_seconds),
+        );
+        row(
+            "Lambda $ / M records",
+            dollars(sc.lambda),
+            dollars(nc.lambda),
+            ratio(nc.lambda, sc.lambda),
+        );
+        row(
+            "total $ / M records",
+            dollars(sc.dynamodb + sc.lambda),
+            dollars(nc.dynamodb + nc.lambda),
+            ratio(nc.dynamodb + nc.lambda, sc.dynamodb + sc.lambda),
+        );
         println!("  streamfold requests: {}", s.by_operation());
         println!("  naive requests:      {}", n.by_operation());
+        println!("  streamfold capacity: {}", s.capacity_by_operation());
+        println!("  naive capacity:      {}", n.capacity_by_operation());
         println!("  streamfold records:  {}", s.outcome);
         println!("  naive records:       {}", n.outcome);
         for line in self.views.lines() {
@@ -229,6 +382,31 @@ impl Report {
         for note in &self.notes {
             println!("  {note}");
         }
+    }
+
+    /// One row of the cost table (Markdown).
+    fn cost_row(&self, prices: &Prices, batch: usize) -> String {
+        let (s, n) = (&self.streamfold, &self.naive);
+        let (su, nu) = (s.units(), n.units());
+        let records = self.records.max(1) as f64;
+        let (sc, nc) = self.costs(prices, batch);
+        format!(
+            "| {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} | {} / {} ({}) | {} / {} ({}) | {} |",
+            self.name,
+            su.write,
+            nu.write,
+            su.read,
+            nu.read,
+            su.total() / records,
+            nu.total() / records,
+            dollars(sc.dynamodb),
+            dollars(nc.dynamodb),
+            ratio(nc.dynamodb, sc.dynamodb),
+            dollars(sc.lambda),
+            dollars(nc.lambda),
+            ratio(nc.lambda, sc.lambda),
+            ratio(n.total() as f64, s.total() as f64),
+        )
     }
 
     /// One row of the summary table (Markdown).
@@ -271,21 +449,31 @@ pub async fn run(args: VersusArgs) -> Result<()> {
         args.batch_size,
         args.concurrency
     );
+    if args.sweep {
+        return sweep(&args, &sdk).await;
+    }
     let chosen = |w: Workload| args.only.is_none_or(|o| o == w);
     let mut reports = Vec::new();
-    for w in [Workload::Chat, Workload::Agents, Workload::Extensions] {
+    for w in [
+        Workload::Chat,
+        Workload::SparseChat,
+        Workload::Agents,
+        Workload::Extensions,
+    ] {
         if !chosen(w) {
             continue;
         }
         let resettable = measure::reset_peak_rss();
         let name = match w {
             Workload::Chat => "chat",
+            Workload::SparseChat => "sparse",
             Workload::Agents => "agents",
             Workload::Extensions => "extensions",
         };
         let tables = Tables::create(&sdk, name, args.concurrency).await?;
         let result = match w {
-            Workload::Chat => chat::run(&args, &tables).await,
+            Workload::Chat => chat::run(&args, &chat::Shape::burst(&args), &tables).await,
+            Workload::SparseChat => chat::run(&args, &chat::Shape::sparse(&args), &tables).await,
             Workload::Agents => agents::run(&args, &tables).await,
             Workload::Extensions => extensions::run(&args, &tables).await,
         };
@@ -298,7 +486,7 @@ pub async fn run(args: VersusArgs) -> Result<()> {
                 .notes
                 .push("(VmHWM could not be reset: the peak is since the bench started)".into());
         }
-        report.print();
+        report.print(&args.prices, args.batch_size);
         reports.push(report);
     }
     println!(
@@ -308,6 +496,22 @@ pub async fn run(args: VersusArgs) -> Result<()> {
     for r in &reports {
         println!("{}", r.row());
     }
+    println!(
+        "\n| workload | WRU streamfold / naive | RRU streamfold / naive | RU per record streamfold / naive | DynamoDB $ per million records streamfold / naive (naive/streamfold) | Lambda $ per million records streamfold / naive | requests naive/streamfold |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &reports {
+        println!("{}", r.cost_row(&args.prices, args.batch_size));
+    }
+    println!(
+        "(prices: ${} per million WRU, ${} per million RRU, ${} per GB-second at {} MB, ${} per million invocations, one per batch of {})",
+        args.prices.wru_price,
+        args.prices.rru_price,
+        args.prices.lambda_gb_second_price,
+        args.prices.lambda_memory_mb,
+        args.prices.lambda_request_price,
+        args.batch_size
+    );
     Ok(())
 }
 

@@ -380,8 +380,22 @@ async fn head(c: &Client, table: &str, queue: &str) -> Result<Option<Item>> {
 }
 
 /// Query the lowest free extension and give it to the agent; `false` when
-/// the pool is empty (the profile stays in the waiting queue).
+/// the pool is empty (the profile stays in the waiting queue) or the agent
+/// has one already (a departure earlier in the stream handed it over while
+/// the arrival's record was still on its way: one GetItem tells).
 async fn arrive(c: &Client, table: &str, w: &Waiter) -> Result<bool> {
+    let profile = c
+        .get_item()
+        .table_name(table)
+        .set_key(Some(Key::Profile(w.agent.clone()).to_key_map()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(sdk("GetItem"))?
+        .item;
+    if profile.is_some_and(|p| p.contains_key("extension")) {
+        return Ok(false);
+    }
     let Some(free) = head(c, table, FREE).await? else {
         return Ok(false);
     };

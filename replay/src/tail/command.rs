@@ -204,6 +204,8 @@ impl TailSummary {
                         format!("{:.1}", f.duration_ms_max),
                         f.read_requests().to_string(),
                         f.write_requests().to_string(),
+                        format!("{:.1}", f.write_units),
+                        format!("{:.1}", f.read_units),
                         f.oldest_record_age_ms_max
                             .map(|a| format!("{:.1}s", a as f64 / 1000.0))
                             .unwrap_or_else(|| "-".to_owned()),
@@ -218,6 +220,8 @@ impl TailSummary {
                     "MAX MS",
                     "READS",
                     "WRITES",
+                    "WRU",
+                    "RRU",
                     "OLDEST RECORD",
                 ],
                 &rows,

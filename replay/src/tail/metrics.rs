@@ -16,11 +16,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
-use streamfold_shared::emf::{self, BatchMetrics};
+use streamfold_shared::emf::{self, BatchMetrics, Capacity};
 use streamfold_shared::engine::{Context, Counts};
 use streamfold_shared::executor::Executor;
 use streamfold_shared::ids::Timestamp;
-use streamfold_shared::metrics::RequestCounter;
+use streamfold_shared::metrics::{CapacityKey, RequestCounter, Units};
 
 use crate::pipeline::{Pipeline, ProcessorKind};
 
@@ -37,6 +37,10 @@ pub struct Figures {
     pub oldest_record_age_ms_max: Option<i64>,
     /// DynamoDB requests by operation.
     pub requests: BTreeMap<String, u64>,
+    /// Consumed write request units (tables and indexes).
+    pub write_units: f64,
+    /// Consumed read request units.
+    pub read_units: f64,
 }
 
 impl Figures {
@@ -54,6 +58,7 @@ pub struct Started {
     at: Instant,
     now: Timestamp,
     requests: BTreeMap<String, u64>,
+    capacity: BTreeMap<CapacityKey, Units>,
 }
 
 /// Per-processor contexts with their counters, and what they measured.
@@ -115,6 +120,11 @@ impl TailMetrics {
                 .get(&kind)
                 .map(|(_, c)| c.snapshot())
                 .unwrap_or_default(),
+            capacity: self
+                .contexts
+                .get(&kind)
+                .map(|(_, c)| c.capacity())
+                .unwrap_or_default(),
         }
     }
 
@@ -146,7 +156,10 @@ impl TailMetrics {
             duration_ms: started.at.elapsed().as_secs_f64() * 1000.0,
             requests,
             oldest_record_age_ms: emf::oldest_age_ms(arrivals, started.now),
-            consumed: None,
+            consumed: self
+                .contexts
+                .get(&kind)
+                .map(|(_, c)| Capacity::between(&started.capacity, &c.capacity())),
         };
         if let Some(out) = &self.out
             && let Ok(mut w) = out.lock()
@@ -164,6 +177,10 @@ impl TailMetrics {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
+            if let Some(cap) = &batch.consumed {
+                f.write_units += cap.write_units;
+                f.read_units += cap.read_units;
+            }
             for (op, n) in batch.requests {
                 *f.requests.entry(op).or_insert(0) += n;
             }

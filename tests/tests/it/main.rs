@@ -55,6 +55,7 @@
 #![allow(clippy::expect_used)]
 
 mod agent_activity;
+mod capacity;
 mod errors;
 mod extensions;
 mod import;
