@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 use extensions::model::{ExtItem, FREE, GSI1, Profile, WAITING, Waiter, free_item};
-use message_groups::{GroupState, Message, Participant};
+use message_groups::{GroupState, Message, Preview};
 use streamfold_shared::attrs::{nv, s, sv};
 use streamfold_shared::engine::Decoded;
 use streamfold_shared::executor::Item;
@@ -135,7 +135,7 @@ async fn post_message(c: &Client, table: &str, m: &Message) -> Result<bool> {
     for (owner, other) in [(a, b), (b, a)] {
         c.put_item()
             .table_name(table)
-            .set_item(Some(preview_item(owner, other, m)))
+            .set_item(Some(Preview::item(owner, other, m)))
             .send()
             .await
             .map_err(sdk("PutItem"))?;
@@ -150,34 +150,6 @@ async fn post_message(c: &Client, table: &str, m: &Message) -> Result<bool> {
         .await
         .map_err(sdk("UpdateItem"))?;
     Ok(true)
-}
-
-/// One participant's preview of a conversation (docs/design.md's `preview`).
-fn preview_item(owner: &Participant, other: &Participant, m: &Message) -> Item {
-    let key = Key::Preview {
-        owner: owner.user_uuid.clone(),
-        last_message_at: m.key.created_at,
-        group: m.group.clone(),
-    };
-    HashMap::from([
-        ("pk".to_owned(), sv(key.pk())),
-        ("sk".to_owned(), sv(key.sk())),
-        ("type".to_owned(), sv("preview")),
-        ("message_group_uuid".to_owned(), sv(m.group.as_str())),
-        ("message".to_owned(), sv(m.text.as_str())),
-        ("last_message_uuid".to_owned(), sv(m.key.id.as_str())),
-        ("last_sender_uuid".to_owned(), sv(m.sender.as_str())),
-        (
-            "last_message_at".to_owned(),
-            sv(m.key.created_at.to_string()),
-        ),
-        ("user_uuid".to_owned(), sv(other.user_uuid.as_str())),
-        ("user_handle".to_owned(), sv(other.user_handle.as_str())),
-        (
-            "user_display_name".to_owned(),
-            sv(other.user_display_name.as_str()),
-        ),
-    ])
 }
 
 // ---- agent-activity -----------------------------------------------------------

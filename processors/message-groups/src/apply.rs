@@ -39,7 +39,9 @@ pub struct Preview {
 }
 
 impl Preview {
-    fn item(owner: &Participant, other: &Participant, m: &Message) -> Item {
+    /// `owner`'s preview of the conversation with `other`, showing `m`
+    /// (docs/design.md's `preview`).
+    pub fn item(owner: &Participant, other: &Participant, m: &Message) -> Item {
         let key = Key::Preview {
             owner: owner.user_uuid.clone(),
             last_message_at: m.key.created_at,
