@@ -8,11 +8,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use clap::Subcommand;
 use serde_json::{Value, json};
-use streamfold_shared::attrs::{s, sv};
+use streamfold_shared::attrs::s;
 use streamfold_shared::executor::Item;
 use streamfold_shared::ids::Timestamp;
 
@@ -65,26 +65,9 @@ fn queue(v: &AttributeValue) -> Option<(String, String, Vec<String>)> {
 
 /// The routing-profile items of the directory.
 pub async fn items(app: &App) -> Result<Vec<Item>> {
-    let mut pages = app
-        .ddb()
-        .query()
-        .table_name(&app.table)
-        .index_name("gsi2")
-        .key_condition_expression("gsi2pk = :p")
-        .expression_attribute_values(":p", sv(agent_activity::plan::ROUTING_PROFILES))
-        .into_paginator()
-        .send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            anyhow::anyhow!(
-                "reading the routing profiles: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
-        })?;
-        out.extend(page.items.unwrap_or_default());
-    }
-    Ok(out)
+    crate::agents::read::directory_items(app, agent_activity::plan::ROUTING_PROFILES)
+        .await
+        .context("reading the routing profiles")
 }
 
 /// Every routing profile with its agents (now, for `stale`).

@@ -7,7 +7,7 @@
 //! `gsi2sk = {username}`).
 
 mod now;
-mod read;
+pub(crate) mod read;
 mod reconcile;
 mod render;
 #[cfg(test)]

@@ -7,9 +7,10 @@ use anyhow::{Context as _, Result, anyhow};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 use streamfold_shared::attrs::{n, s, sv};
-use streamfold_shared::executor::Item;
+use streamfold_shared::executor::{Expr, Item};
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
+use streamfold_shared::read::Query;
 
 use super::wallboard;
 use crate::app::App;
@@ -56,20 +57,16 @@ pub async fn find_profile(app: &App, agent: &str) -> Result<Option<Item>> {
 
 /// Every profile of the directory, by username.
 pub async fn list(app: &App) -> Result<Vec<Item>> {
-    let mut pages = app
-        .ddb()
-        .query()
-        .table_name(&app.table)
-        .index_name("gsi2")
-        .key_condition_expression("gsi2pk = :p")
-        .expression_attribute_values(":p", sv(agent_activity::plan::DIRECTORY))
-        .into_paginator()
-        .send();
-    let mut out = Vec::new();
-    while let Some(page) = pages.next().await {
-        out.extend(page.map_err(sdk)?.items.unwrap_or_default());
-    }
-    Ok(out)
+    directory_items(app, agent_activity::plan::DIRECTORY)
+        .await
+        .context("reading the agent directory")
+}
+
+/// Every item of one directory partition of `gsi2` (`gsi2pk = partition`),
+/// all pages, through the executor's retries.
+pub(crate) async fn directory_items(app: &App, partition: &str) -> Result<Vec<Item>> {
+    let condition = Expr::new("gsi2pk = :p").s(":p", partition);
+    Ok(Query::index("gsi2", condition).all(&app.ctx.exec).await?)
 }
 
 pub(super) fn parse_day(text: &str) -> Result<NaiveDate> {
