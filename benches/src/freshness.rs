@@ -48,6 +48,19 @@ pub struct FreshnessArgs {
     /// The `streamfold` binary (default: next to this one).
     #[arg(long)]
     pub bin: Option<PathBuf>,
+    /// Agents of the agent-event phases (0: messages only).
+    #[arg(long, default_value_t = 100)]
+    pub agents: usize,
+    /// Agent events per second of the steady phase (for `--seconds`).
+    #[arg(long, default_value_t = 10.0)]
+    pub agent_rate: f64,
+    /// Agent events of the burst (put 500 per PutRecords as fast as the
+    /// endpoint takes them).
+    #[arg(long, default_value_t = 1_000)]
+    pub agent_burst: usize,
+    /// Skip the message phases (agent events only).
+    #[arg(long)]
+    pub agents_only: bool,
 }
 
 fn user(i: usize) -> Result<Participant> {
@@ -62,14 +75,15 @@ fn group(g: usize) -> Result<GroupId> {
     Ok(GroupId::new(format!("fresh-group-{g:05}"))?)
 }
 
-/// A message written and not yet seen.
-struct Pending {
-    key: String,
-    sent: Instant,
+/// A write not yet seen in its view: its order key (the view shows it once
+/// it shows this key or a greater one) and when it was sent.
+pub(crate) struct Pending<O> {
+    pub(crate) key: O,
+    pub(crate) sent: Instant,
 }
 
 /// Latencies of one phase (milliseconds), sorted.
-fn summary(name: &str, mut ms: Vec<f64>, lost: usize) -> String {
+pub(crate) fn summary(name: &str, mut ms: Vec<f64>, lost: usize) -> String {
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| {
         if ms.is_empty() {
@@ -87,44 +101,43 @@ fn summary(name: &str, mut ms: Vec<f64>, lost: usize) -> String {
     )
 }
 
-/// Polls the groups of `pending` until every message is seen (or `limit`
-/// passes); the latencies in milliseconds and how many were never seen.
-async fn watch(
+/// Polls the views of `pending` (one consistent BatchGetItem of `item_key`
+/// for each open view) until every write is seen (or `until` passes),
+/// adding each latency in milliseconds to `out`; `shown` reads a view's id
+/// and the order key it shows.
+pub(crate) async fn watch<K, O>(
     exec: &Executor,
-    pending: &mut HashMap<usize, Vec<Pending>>,
+    pending: &mut HashMap<K, Vec<Pending<O>>>,
     out: &mut Vec<f64>,
     until: Option<Instant>,
-) -> Result<()> {
+    item_key: impl Fn(&K) -> Result<Key>,
+    shown: impl Fn(&streamfold_shared::executor::Item) -> Option<(K, O)>,
+) -> Result<()>
+where
+    K: std::hash::Hash + Eq,
+    O: PartialOrd,
+{
     loop {
-        let open: Vec<usize> = pending
+        let open: Vec<Key> = pending
             .iter()
             .filter(|(_, v)| !v.is_empty())
-            .map(|(g, _)| *g)
-            .collect();
-        let done = until.is_some_and(|u| Instant::now() >= u);
-        if open.is_empty() || done {
+            .map(|(k, _)| item_key(k))
+            .collect::<Result<_>>()?;
+        if open.is_empty() || until.is_some_and(|u| Instant::now() >= u) {
             return Ok(());
         }
-        let keys: Vec<Key> = open
-            .iter()
-            .map(|g| Ok(Key::Group(group(*g)?)))
-            .collect::<Result<_>>()?;
         let items = exec
-            .batch_get(&keys, true)
+            .batch_get(&open, true)
             .await
-            .map_err(|e| anyhow!("reading groups: {e}"))?;
+            .map_err(|e| anyhow!("reading the views: {e}"))?;
         let now = Instant::now();
         for item in items {
-            let Some(id) = s(&item, "message_group_uuid")
-                .and_then(|g| g.strip_prefix("fresh-group-"))
-                .and_then(|n| n.parse::<usize>().ok())
-            else {
+            let Some((id, at)) = shown(&item) else {
                 continue;
             };
-            let shown = s(&item, "last_message_key").unwrap_or_default().to_owned();
             if let Some(list) = pending.get_mut(&id) {
                 list.retain(|p| {
-                    if p.key <= shown {
+                    if p.key <= at {
                         out.push(now.duration_since(p.sent).as_secs_f64() * 1000.0);
                         false
                     } else {
@@ -137,7 +150,22 @@ async fn watch(
     }
 }
 
-async fn post(exec: &Executor, g: usize, n: usize) -> Result<Pending> {
+/// The group of a group item and the message key it shows.
+fn group_shown(item: &streamfold_shared::executor::Item) -> Option<(usize, String)> {
+    let id = s(item, "message_group_uuid")
+        .and_then(|g| g.strip_prefix("fresh-group-"))
+        .and_then(|n| n.parse::<usize>().ok())?;
+    Some((
+        id,
+        s(item, "last_message_key").unwrap_or_default().to_owned(),
+    ))
+}
+
+fn group_key(g: &usize) -> Result<Key> {
+    Ok(Key::Group(group(*g)?))
+}
+
+async fn post(exec: &Executor, g: usize, n: usize) -> Result<Pending<String>> {
     let (a, b) = (user(2 * g)?, user(2 * g + 1)?);
     let m = NewMessage {
         group: group(g)?,
@@ -154,7 +182,7 @@ async fn post(exec: &Executor, g: usize, n: usize) -> Result<Pending> {
     })
 }
 
-/// Runs both phases and prints the table.
+/// Runs the phases (messages, then agent events) and prints the table.
 pub async fn run(args: FreshnessArgs) -> Result<()> {
     let bin = match &args.bin {
         Some(b) => b.clone(),
@@ -163,6 +191,57 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
             .map(|d| d.join("streamfold"))
             .context("no directory of this binary")?,
     };
+    let mut rows = Vec::new();
+    if !args.agents_only {
+        rows.extend(messages(&args, &bin).await?);
+    }
+    if args.agents > 0 {
+        rows.extend(crate::freshness_agents::run(&args, &bin).await?);
+    }
+    println!(
+        "freshness: streamfold tail --batch-size {} --poll-ms {}, endpoint {}",
+        args.batch_size,
+        args.poll_ms,
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
+    println!("\n| phase | records | p50 | p99 | max | not seen |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    Ok(())
+}
+
+/// Starts `streamfold tail` on table `table` with `extra` arguments, the
+/// batch size and poll pause of `args`, its output discarded.
+pub(crate) fn spawn_tail(
+    bin: &std::path::Path,
+    table: &str,
+    args: &FreshnessArgs,
+    extra: &[&str],
+) -> Result<tokio::process::Child> {
+    tokio::process::Command::new(bin)
+        .arg("tail")
+        .args(extra)
+        .args([
+            "--batch-size",
+            &args.batch_size.to_string(),
+            "--poll-ms",
+            &args.poll_ms.to_string(),
+            "--json",
+        ])
+        .env("STREAMFOLD_TABLE", table)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+/// The message phases: a steady rate, then a burst; their table rows.
+async fn messages(args: &FreshnessArgs, bin: &std::path::Path) -> Result<Vec<String>> {
     let sdk = streamfold_shared::config::load_sdk_config().await;
     let name = format!("freshness-{}", std::process::id());
     let app = streamfold::app::App::new(sdk, &name)?;
@@ -181,27 +260,9 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
         };
         chat::create_group(exec, [user(2 * g)?, user(2 * g + 1)?], start, &first).await?;
     }
-    let mut child = tokio::process::Command::new(&bin)
-        .args([
-            "tail",
-            "--processor",
-            "message-groups",
-            "--batch-size",
-            &args.batch_size.to_string(),
-            "--poll-ms",
-            &args.poll_ms.to_string(),
-            "--json",
-        ])
-        .env("STREAMFOLD_TABLE", &name)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut child = spawn_tail(bin, &name, args, &["--processor", "message-groups"])?;
     // The groups' first messages shown: tail is running and caught up.
-    let mut warm: HashMap<usize, Vec<Pending>> = (0..groups)
+    let mut warm: HashMap<usize, Vec<Pending<String>>> = (0..groups)
         .map(|g| {
             let p = Pending {
                 key: format!("{start}#first"),
@@ -216,11 +277,13 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
         &mut warm,
         &mut ignore,
         Some(Instant::now() + Duration::from_secs(120)),
+        group_key,
+        group_shown,
     )
     .await?;
 
     // Steady: one message every 1/rate seconds, round robin.
-    let mut pending: HashMap<usize, Vec<Pending>> = HashMap::new();
+    let mut pending: HashMap<usize, Vec<Pending<String>>> = HashMap::new();
     let mut steady = Vec::new();
     let total = (args.rate * args.seconds as f64).round() as usize;
     let every = Duration::from_secs_f64(1.0 / args.rate.max(0.01));
@@ -235,7 +298,15 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
             n += 1;
         } else {
             let next = Instant::now() + Duration::from_millis(20);
-            watch(exec, &mut pending, &mut steady, Some(next.min(due))).await?;
+            watch(
+                exec,
+                &mut pending,
+                &mut steady,
+                Some(next.min(due)),
+                group_key,
+                group_shown,
+            )
+            .await?;
             tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
         }
     }
@@ -244,12 +315,14 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
         &mut pending,
         &mut steady,
         Some(Instant::now() + Duration::from_secs(60)),
+        group_key,
+        group_shown,
     )
     .await?;
     let steady_lost: usize = pending.values().map(Vec::len).sum();
 
     // Burst: as fast as the endpoint takes them, over all groups.
-    let mut pending: HashMap<usize, Vec<Pending>> = HashMap::new();
+    let mut pending: HashMap<usize, Vec<Pending<String>>> = HashMap::new();
     let mut burst = Vec::new();
     let posted = Instant::now();
     for k in 0..args.burst {
@@ -263,38 +336,27 @@ pub async fn run(args: FreshnessArgs) -> Result<()> {
         &mut pending,
         &mut burst,
         Some(Instant::now() + Duration::from_secs(120)),
+        group_key,
+        group_shown,
     )
     .await?;
     let burst_lost: usize = pending.values().map(Vec::len).sum();
     let _ = child.kill().await;
     streamfold::table::delete(app.ddb(), &name).await?;
 
-    println!(
-        "freshness: streamfold tail --batch-size {} --poll-ms {}, endpoint {}",
-        args.batch_size,
-        args.poll_ms,
-        std::env::var("AWS_ENDPOINT_URL").unwrap_or_default()
-    );
-    println!("\n| phase | messages | p50 | p99 | max | not seen |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "{}",
+    Ok(vec![
         summary(
             &format!("steady, {} messages/s for {} s", args.rate, args.seconds),
             steady,
-            steady_lost
-        )
-    );
-    println!(
-        "{}",
+            steady_lost,
+        ),
         summary(
             &format!(
                 "burst, {} messages in {burst_secs:.1} s into {groups} conversations",
                 args.burst
             ),
             burst,
-            burst_lost
-        )
-    );
-    Ok(())
+            burst_lost,
+        ),
+    ])
 }

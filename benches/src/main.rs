@@ -36,6 +36,7 @@ use streamfold_shared::ids::{GroupId, MessageId, Timestamp, UserId};
 use streamfold_shared::record::StreamRecord;
 
 mod freshness;
+mod freshness_agents;
 mod versus;
 
 #[derive(Parser)]

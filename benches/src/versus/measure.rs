@@ -17,6 +17,10 @@ pub struct Side {
     pub requests: BTreeMap<String, u64>,
     /// Consumed capacity per operation (tables and indexes).
     pub capacity: BTreeMap<String, Units>,
+    /// Write units per operation and part: `TransactWriteItems table`,
+    /// `TransactWriteItems gsi2` (the table's name left out: each side has
+    /// its own).
+    pub writes_by_part: BTreeMap<String, f64>,
     /// What the side reported about its records (outcomes, skips).
     pub outcome: String,
 }
@@ -60,6 +64,20 @@ impl Side {
             parts.join(", ")
         }
     }
+
+    /// `TransactWriteItems table 3,120.0, TransactWriteItems gsi2 800.0`.
+    pub fn writes_by_part(&self) -> String {
+        let parts: Vec<String> = self
+            .writes_by_part
+            .iter()
+            .map(|(part, w)| format!("{part} {w:.1}"))
+            .collect();
+        if parts.is_empty() {
+            "none reported".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// Accumulates a side's processing time and requests over several phases.
@@ -69,6 +87,7 @@ pub struct Stopwatch {
     seconds: f64,
     requests: BTreeMap<String, u64>,
     capacity: BTreeMap<String, Units>,
+    writes_by_part: BTreeMap<String, f64>,
 }
 
 impl Stopwatch {
@@ -79,6 +98,7 @@ impl Stopwatch {
             seconds: 0.0,
             requests: BTreeMap::new(),
             capacity: BTreeMap::new(),
+            writes_by_part: BTreeMap::new(),
         }
     }
 
@@ -95,6 +115,19 @@ impl Stopwatch {
             let e = self.capacity.entry(op).or_default();
             *e = e.plus(u);
         }
+        for (key, u) in self.counter.capacity() {
+            if u.write > 0.0 {
+                let part = if key.index.is_empty() {
+                    "table"
+                } else {
+                    key.index.as_str()
+                };
+                *self
+                    .writes_by_part
+                    .entry(format!("{} {part}", key.operation))
+                    .or_default() += u.write;
+            }
+        }
         out
     }
 
@@ -104,6 +137,7 @@ impl Stopwatch {
             seconds: self.seconds,
             requests: self.requests,
             capacity: self.capacity,
+            writes_by_part: self.writes_by_part,
             outcome,
         }
     }

@@ -66,8 +66,9 @@ pub struct VersusArgs {
     #[arg(long, default_value_t = 2_000)]
     pub extension_agents: usize,
     /// Records per batch (Lambda's batch size; the template's
-    /// `StreamBatchSize` default).
-    #[arg(long, default_value_t = 1000)]
+    /// `StreamBatchSize` default). Agent events: at most what Lambda's 6 MB
+    /// payload holds.
+    #[arg(long, default_value_t = 2000)]
     pub batch_size: usize,
     /// Ordering keys streamfold applies at once (1: the local endpoint
     /// answers concurrent transactions with 500s the SDK retries).
@@ -111,6 +112,8 @@ const SWEEP: &[(usize, f64)] = &[
     (1000, 2.0),
     (1000, 5.0),
     (1000, 10.0),
+    (2000, 1.0),
+    (5000, 1.0),
 ];
 
 /// The sweep: per setting, the records of one batch at `--sweep-rate`, what
@@ -364,6 +367,8 @@ impl Report {
         println!("  naive requests:      {}", n.by_operation());
         println!("  streamfold capacity: {}", s.capacity_by_operation());
         println!("  naive capacity:      {}", n.capacity_by_operation());
+        println!("  streamfold WRU by part: {}", s.writes_by_part());
+        println!("  naive WRU by part:      {}", n.writes_by_part());
         println!("  streamfold records:  {}", s.outcome);
         println!("  naive records:       {}", n.outcome);
         for line in self.views.lines() {

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use agent_activity::AgentEvent;
-use agent_activity::plan::{activity_item, contribution, profile_fields, status_attr};
+use agent_activity::plan::{
+    Contribution, activity_item, contribution, profile_fields, status_attr,
+};
 use anyhow::{Result, anyhow, bail};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -197,8 +199,8 @@ async fn agent_event(c: &Client, table: &str, ev: &AgentEvent, retention: i64) -
         wrote = true;
     }
     if let Some(period) = contribution(ev) {
-        for (day, ms) in &period.days {
-            add_daily(c, table, &ev.agent, *day, period.status, *ms).await?;
+        for day in period.touched_days() {
+            add_daily(c, table, &ev.agent, day, &period).await?;
             wrote = true;
         }
     }
@@ -257,32 +259,60 @@ fn new_profile(agent: &AgentId, at: &str) -> Item {
     ])
 }
 
+/// One UpdateItem (ADD) of a day's totals: the status period's
+/// milliseconds that fall on the day and the contact-centre counters the
+/// event claims on it.
 async fn add_daily(
     c: &Client,
     table: &str,
     agent: &AgentId,
     day: NaiveDate,
-    status: &str,
-    ms: i64,
+    period: &Contribution<'_>,
 ) -> Result<()> {
     let key = Key::Daily {
         agent: agent.clone(),
         day,
     };
-    c.update_item()
+    let mut adds = Vec::new();
+    let mut req = c
+        .update_item()
         .table_name(table)
         .set_key(Some(key.to_key_map()))
-        .update_expression("SET #t = :type, agent_id = :agent, #d = :date ADD total_ms :ms, #s :ms")
         .expression_attribute_names("#t", "type")
         .expression_attribute_names("#d", "date")
-        .expression_attribute_names("#s", status_attr(status))
         .expression_attribute_values(":type", sv("daily"))
         .expression_attribute_values(":agent", sv(agent.as_str()))
-        .expression_attribute_values(":date", sv(day.format("%Y-%m-%d").to_string()))
-        .expression_attribute_values(":ms", nv(ms))
-        .send()
-        .await
-        .map_err(sdk("UpdateItem"))?;
+        .expression_attribute_values(":date", sv(day.format("%Y-%m-%d").to_string()));
+    let ms: i64 = period
+        .days
+        .iter()
+        .filter(|(d, _)| *d == day)
+        .map(|(_, ms)| ms)
+        .sum();
+    if period.days.iter().any(|(d, _)| *d == day) {
+        adds.push("total_ms :ms, #s :ms".to_owned());
+        req = req
+            .expression_attribute_names("#s", status_attr(period.status))
+            .expression_attribute_values(":ms", nv(ms));
+    }
+    // One ADD per counter (an event may claim one twice on a day).
+    let mut counters: std::collections::BTreeMap<&str, i64> = Default::default();
+    for (_, attr, v) in period.metrics.iter().filter(|(d, _, _)| *d == day) {
+        *counters.entry(attr).or_default() += v;
+    }
+    for (i, (attr, v)) in counters.into_iter().enumerate() {
+        adds.push(format!("#m{i} :m{i}"));
+        req = req
+            .expression_attribute_names(format!("#m{i}"), attr)
+            .expression_attribute_values(format!(":m{i}"), nv(v));
+    }
+    req.update_expression(format!(
+        "SET #t = :type, agent_id = :agent, #d = :date ADD {}",
+        adds.join(", ")
+    ))
+    .send()
+    .await
+    .map_err(sdk("UpdateItem"))?;
     Ok(())
 }
 

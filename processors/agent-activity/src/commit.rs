@@ -12,7 +12,7 @@ use streamfold_shared::ids::AgentId;
 use streamfold_shared::keys::Key;
 
 use crate::plan::{Contribution, GuardedUpdate, plan_daily, plan_profile};
-use crate::{AgentEvent, EventType, NAME, ProfileState};
+use crate::{AgentEvent, CommitMode, EventType, NAME, ProfileState};
 
 /// How many times a write is re-planned when its condition keeps failing.
 const MAX_CONVERGE: usize = 5;
@@ -159,9 +159,31 @@ pub(crate) async fn write_history(
 /// actions, never two actions on one item) and commits them concurrently.
 /// A unit whose condition fails is taken out and the rest is committed
 /// again.
-pub(crate) async fn commit_units(ctx: &Context, units: &[Unit<'_>]) -> Vec<UnitState> {
+pub(crate) async fn commit_units(
+    ctx: &Context,
+    mode: CommitMode,
+    units: &[Unit<'_>],
+) -> Vec<UnitState> {
+    let alone = |unit: &Unit<'_>| mode == CommitMode::Single && unit.updates.len() == 1;
+    // In single mode a one-item unit is its own conditional UpdateItem.
+    let singles: Vec<_> = units
+        .iter()
+        .enumerate()
+        .filter(|(_, unit)| alone(unit))
+        .map(|(u, unit)| async move {
+            let state = match commit(ctx, mode, &[&unit.updates[0]]).await {
+                Ok(TxOutcome::Committed) => UnitState::Done(match unit.kind {
+                    UnitKind::Profile(from) => from,
+                    UnitKind::Daily(_) => None,
+                }),
+                Ok(_) => UnitState::Conflict,
+                Err(e) => UnitState::Error(e),
+            };
+            vec![(u, state)]
+        })
+        .collect();
     let mut txs: Vec<(Vec<usize>, HashSet<&Key>, usize)> = Vec::new();
-    for (u, unit) in units.iter().enumerate() {
+    for (u, unit) in units.iter().enumerate().filter(|(_, unit)| !alone(unit)) {
         let keys: Vec<&Key> = unit.updates.iter().map(|g| &g.key).collect();
         let fits = |(_, taken, actions): &(Vec<usize>, HashSet<&Key>, usize)| {
             actions + keys.len() <= TX_ACTIONS && keys.iter().all(|k| !taken.contains(k))
@@ -181,12 +203,17 @@ pub(crate) async fn commit_units(ctx: &Context, units: &[Unit<'_>]) -> Vec<UnitS
         .into_iter()
         .map(|(members, _, _)| commit_shared(ctx, units, members))
         .collect();
-    let done: Vec<Vec<(usize, UnitState)>> = futures::stream::iter(commits)
-        .buffer_unordered(ctx.concurrency.max(1))
-        .collect()
-        .await;
+    type Settled = Vec<Vec<(usize, UnitState)>>;
+    let (done, single): (Settled, Settled) = futures::join!(
+        futures::stream::iter(commits)
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect(),
+        futures::stream::iter(singles)
+            .buffer_unordered(ctx.concurrency.max(1))
+            .collect(),
+    );
     let mut states: Vec<UnitState> = units.iter().map(|_| UnitState::Conflict).collect();
-    for (u, state) in done.into_iter().flatten() {
+    for (u, state) in done.into_iter().chain(single).flatten() {
         states[u] = state;
     }
     states
@@ -205,7 +232,7 @@ pub(crate) async fn commit_shared(
             .iter()
             .flat_map(|&u| units[u].updates.iter())
             .collect();
-        match commit(ctx, &updates).await {
+        match commit(ctx, CommitMode::Shared, &updates).await {
             Ok(TxOutcome::Committed) => {
                 out.extend(members.drain(..).map(|u| {
                     let from = match units[u].kind {
@@ -249,6 +276,7 @@ pub(crate) async fn commit_shared(
 /// Converges one unit whose shared commit hit a failed condition.
 pub(crate) async fn converge_unit(
     ctx: &Context,
+    mode: CommitMode,
     plan: &AgentPlan<'_>,
     unit: &Unit<'_>,
 ) -> Result<Option<usize>, ExecError> {
@@ -260,7 +288,7 @@ pub(crate) async fn converge_unit(
                 .get(&Key::Profile(plan.agent.clone()), true)
                 .await?
                 .map(ProfileState::from_item);
-            write_profile(ctx, &plan.agent, state, &plan.distinct).await
+            write_profile(ctx, mode, &plan.agent, state, &plan.distinct).await
         }
         UnitKind::Daily(chunk) => {
             // Some events were counted already (a redelivery).
@@ -271,7 +299,7 @@ pub(crate) async fn converge_unit(
                 .filter(|c| !claimed.contains(c.event.id.as_str()))
                 .cloned()
                 .collect();
-            write_daily_chunk(ctx, &plan.agent, pending).await?;
+            write_daily_chunk(ctx, mode, &plan.agent, pending).await?;
             Ok(None)
         }
     }
@@ -304,10 +332,26 @@ pub(crate) fn tx_token(updates: &[&GuardedUpdate]) -> String {
     token(&refs)
 }
 
+/// Commits guarded updates that must go together. One update alone is, in
+/// [`CommitMode::Single`], one conditional UpdateItem (atomic on its own, at
+/// half the write units); otherwise one TransactWriteItems with a token
+/// naming its updates.
 pub(crate) async fn commit(
     ctx: &Context,
+    mode: CommitMode,
     updates: &[&GuardedUpdate],
 ) -> Result<TxOutcome, ExecError> {
+    if let (CommitMode::Single, [one]) = (mode, updates) {
+        let applied = ctx
+            .exec
+            .update_if(&one.key, one.update.clone(), Some(one.condition.clone()))
+            .await?;
+        return Ok(if applied {
+            TxOutcome::Committed
+        } else {
+            TxOutcome::ConditionFailed(vec![0])
+        });
+    }
     let token = tx_token(updates);
     let mut tx = ctx.exec.tx();
     for u in updates {
@@ -320,10 +364,11 @@ pub(crate) async fn commit(
 /// shows this event or a newer one already: done.
 pub(crate) async fn write_routing_profile(
     ctx: &Context,
+    mode: CommitMode,
     update: &GuardedUpdate,
 ) -> Result<(), ExecError> {
     for _ in 0..MAX_CONVERGE {
-        match commit(ctx, &[update]).await? {
+        match commit(ctx, mode, &[update]).await? {
             TxOutcome::Committed | TxOutcome::ConditionFailed(_) => return Ok(()),
             TxOutcome::PlanAgain(_) => {}
         }
@@ -338,6 +383,7 @@ pub(crate) async fn write_routing_profile(
 /// whose snapshot it now shows, if it was written from one.
 pub(crate) async fn write_profile(
     ctx: &Context,
+    mode: CommitMode,
     agent: &AgentId,
     mut state: Option<ProfileState>,
     events: &[&AgentEvent],
@@ -346,7 +392,7 @@ pub(crate) async fn write_profile(
         let Some((update, from)) = plan_profile(agent, state.as_ref(), events) else {
             return Ok(None);
         };
-        match commit(ctx, &[&update]).await? {
+        match commit(ctx, mode, &[&update]).await? {
             TxOutcome::Committed => return Ok(from),
             TxOutcome::ConditionFailed(_) | TxOutcome::PlanAgain(_) => {
                 // Someone else wrote it (a newer event, reconcile,
@@ -395,6 +441,7 @@ pub(crate) fn daily_chunks<'a, 'b>(
 /// redelivery) and commit the rest.
 pub(crate) async fn write_daily_chunk(
     ctx: &Context,
+    mode: CommitMode,
     agent: &AgentId,
     mut pending: Vec<Contribution<'_>>,
 ) -> Result<(), ExecError> {
@@ -404,7 +451,7 @@ pub(crate) async fn write_daily_chunk(
         }
         let updates = plan_daily(agent, &pending);
         let refs: Vec<&GuardedUpdate> = updates.iter().collect();
-        match commit(ctx, &refs).await? {
+        match commit(ctx, mode, &refs).await? {
             TxOutcome::Committed => return Ok(()),
             TxOutcome::PlanAgain(_) => {
                 // Nothing known to be written: read the claims again.

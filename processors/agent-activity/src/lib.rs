@@ -52,17 +52,59 @@ pub const DEFAULT_RETENTION_DAYS: i64 = 90;
 /// The environment variable that overrides [`DEFAULT_RETENTION_DAYS`].
 pub const RETENTION_ENV: &str = "STREAMFOLD_ACTIVITY_RETENTION_DAYS";
 
+/// The environment variable that picks the [`CommitMode`].
+pub const COMMIT_ENV: &str = "STREAMFOLD_ACTIVITY_COMMIT";
+
+/// How the group commit sends each agent's guarded updates (its profile
+/// update, its daily claims). Both keep every guarantee: each update carries
+/// its own condition, and a repeat of an applied one fails it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// `single` (the default): an update of one item is one conditional
+    /// UpdateItem, atomic on its own and billed once; only a claim spanning
+    /// midnight (two daily items) is a transaction. About one request per
+    /// agent per batch.
+    #[default]
+    Single,
+    /// `shared`: every agent's updates packed into shared
+    /// TransactWriteItems of up to 100 actions, each action billed twice:
+    /// the fewest requests (about 3 per 100 events), about twice the
+    /// write units.
+    Shared,
+}
+
+impl CommitMode {
+    /// `single` or `shared`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim() {
+            "single" => Some(Self::Single),
+            "shared" => Some(Self::Shared),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Shared => "shared",
+        }
+    }
+}
+
 /// The processor.
 #[derive(Debug, Clone, Copy)]
 pub struct AgentActivity {
     /// History items expire this many days after their event.
     pub retention_days: i64,
+    /// How guarded updates are sent.
+    pub commit: CommitMode,
 }
 
 impl Default for AgentActivity {
     fn default() -> Self {
         Self {
             retention_days: DEFAULT_RETENTION_DAYS,
+            commit: CommitMode::default(),
         }
     }
 }
@@ -80,7 +122,19 @@ impl AgentActivity {
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|d| *d > 0)
             .unwrap_or(DEFAULT_RETENTION_DAYS);
-        Self { retention_days }
+        let commit = match std::env::var(COMMIT_ENV) {
+            Ok(v) => CommitMode::parse(&v).unwrap_or_else(|| {
+                tracing::warn!(
+                    "{COMMIT_ENV}={v:?} is neither \"single\" nor \"shared\"; using \"single\""
+                );
+                CommitMode::default()
+            }),
+            Err(_) => CommitMode::default(),
+        };
+        Self {
+            retention_days,
+            commit,
+        }
     }
 }
 
@@ -122,8 +176,10 @@ impl Processor for AgentActivity {
     }
 
     /// Group commit: the whole batch's history in shared BatchWriteItem
-    /// requests, and every agent's profile update and daily claims packed
-    /// together into as few TransactWriteItems as the limits allow. Each
+    /// requests, and every agent's profile update and daily claims as one
+    /// conditional UpdateItem each ([`CommitMode::Single`]) or packed
+    /// together into as few TransactWriteItems as the limits allow
+    /// ([`CommitMode::Shared`]). Each
     /// agent's writes keep their own conditions; an agent whose condition
     /// fails is taken out of the shared transaction, re-read and converged
     /// on its own, so one agent's conflict never costs another's write.
@@ -173,8 +229,10 @@ impl Processor for AgentActivity {
             }
         }
 
-        let (written, committed) =
-            futures::join!(write_history(ctx, history), commit_units(ctx, &units));
+        let (written, committed) = futures::join!(
+            write_history(ctx, history),
+            commit_units(ctx, self.commit, &units)
+        );
         for (a, r) in written {
             if let Err(e) = r {
                 results[a].fail(e);
@@ -192,7 +250,7 @@ impl Processor for AgentActivity {
             .map(|u| {
                 let unit = &units[u];
                 let plan = &plans[unit.agent];
-                async move { (u, converge_unit(ctx, plan, unit).await) }
+                async move { (u, converge_unit(ctx, self.commit, plan, unit).await) }
             })
             .collect();
         let resolved: Vec<(usize, Result<Option<usize>, ExecError>)> =
@@ -230,7 +288,10 @@ impl Processor for AgentActivity {
         let rp_writes: Vec<_> = plan::plan_routing_profiles(&refs)
             .into_iter()
             .map(|(update, carriers)| async move {
-                (write_routing_profile(ctx, &update).await, carriers)
+                (
+                    write_routing_profile(ctx, self.commit, &update).await,
+                    carriers,
+                )
             })
             .collect();
         let rp_done: Vec<_> = futures::stream::iter(rp_writes)

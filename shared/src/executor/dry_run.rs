@@ -343,6 +343,32 @@ impl DryRun {
         }));
     }
 
+    pub(super) fn record_update(
+        &self,
+        table: &str,
+        key: &crate::keys::Key,
+        expr: &super::Expr,
+        condition: Option<&str>,
+    ) {
+        self.count("UpdateItem", |s| s.updates += 1);
+        let mut head = Map::new();
+        head.insert("op".into(), "UpdateItem".into());
+        head.insert("table".into(), table.into());
+        let mut k = Map::new();
+        k.insert("pk".into(), key.pk().into());
+        k.insert("sk".into(), key.sk().into());
+        head.insert("key".into(), Value::Object(k));
+        let text = expr.text.clone();
+        add_expr(
+            &mut head,
+            Some(text.as_str()),
+            condition,
+            Some(&expr.names),
+            Some(&expr.values),
+        );
+        self.emit(&Value::Object(head));
+    }
+
     pub(super) fn record_put(&self, table: &str, item: &Item, condition: Option<&str>) {
         self.count("PutItem", |s| s.puts += 1);
         let mut line = action("Put", Some(item));

@@ -184,6 +184,39 @@ impl Executor {
         Ok(matches!(done, Conditional::Done(_)))
     }
 
+    /// One conditional UpdateItem: `true` if it was applied, `false` if its
+    /// condition failed. A single item's conditional write is atomic on its
+    /// own and costs half of the same update inside a transaction (which
+    /// DynamoDB bills twice); it needs no idempotency token when, as for
+    /// every caller here, a repeat of an applied update fails its condition.
+    pub async fn update_if(
+        &self,
+        key: &Key,
+        update: Expr,
+        condition: Option<Expr>,
+    ) -> Result<bool, ExecError> {
+        let cond_text = condition.as_ref().map(|c| c.text.clone());
+        let all = update.merged(condition.as_ref());
+        if let Some(dry) = &self.dry {
+            dry.record_update(&self.table, key, &all, cond_text.as_deref());
+            return Ok(true);
+        }
+        let done = self
+            .conditional(Op::UpdateItem, || {
+                self.client
+                    .update_item()
+                    .table_name(&*self.table)
+                    .set_key(Some(key.to_key_map()))
+                    .update_expression(&all.text)
+                    .set_condition_expression(cond_text.clone())
+                    .set_expression_attribute_names(all.names_opt())
+                    .set_expression_attribute_values(all.values_opt())
+                    .send()
+            })
+            .await?;
+        Ok(matches!(done, Conditional::Done(_)))
+    }
+
     /// Runs a request with the retry policy for transient errors. A failed
     /// condition is not retried (it is a permanent error here); use
     /// [`Executor::conditional`] for requests that carry one.

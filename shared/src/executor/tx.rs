@@ -45,16 +45,16 @@ impl Expr {
         self.value(placeholder, AttributeValue::S(value.into()))
     }
 
-    fn names_opt(&self) -> Option<HashMap<String, String>> {
+    pub(super) fn names_opt(&self) -> Option<HashMap<String, String>> {
         (!self.names.is_empty()).then(|| self.names.clone())
     }
 
-    fn values_opt(&self) -> Option<HashMap<String, AttributeValue>> {
+    pub(super) fn values_opt(&self) -> Option<HashMap<String, AttributeValue>> {
         (!self.values.is_empty()).then(|| self.values.clone())
     }
 
     /// Merges another expression's placeholders (for update + condition).
-    fn merged(mut self, other: Option<&Expr>) -> Self {
+    pub(super) fn merged(mut self, other: Option<&Expr>) -> Self {
         if let Some(o) = other {
             self.names.extend(o.names.clone());
             self.values.extend(o.values.clone());

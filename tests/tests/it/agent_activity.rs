@@ -605,3 +605,93 @@ async fn roster_follows_routing_profile_changes_and_logouts_in_any_order() {
     let text = routing_profiles::render_list(&rps);
     assert!(text.contains("offline 1"), "{text}");
 }
+
+/// Write units of `op` on the table itself (no index), as the endpoint
+/// answered them.
+fn table_units(t: &TestTable, op: &str) -> f64 {
+    t.counter()
+        .capacity()
+        .iter()
+        .filter(|(k, _)| k.operation == op && k.index.is_empty())
+        .map(|(_, u)| u.write)
+        .sum()
+}
+
+/// The two commit modes (`STREAMFOLD_ACTIVITY_COMMIT`) leave the same
+/// table. `single` sends each one-item update as its own conditional
+/// UpdateItem, billed once; `shared` packs them into TransactWriteItems,
+/// billed twice: exactly twice the table's write units for the same
+/// updates. Claims spanning midnight (two daily items) are a transaction
+/// in both.
+#[tokio::test]
+async fn single_and_shared_commits_leave_the_same_table_at_half_the_write_units() {
+    let day_start = 1_795_132_800_000; // 2026-11-18T00:00:00Z
+    let events = agent_activity::synth::shifts(12, 5, day_start, 20 * 60_000);
+    let mut records: Vec<KinesisRecord> = events
+        .iter()
+        .enumerate()
+        .map(|(i, v)| KinesisRecord::from_payload_line("synth", i + 1, &v.to_string()))
+        .collect();
+    let night = night_records();
+    let night_len = night.len();
+    records.extend(night);
+    let mut tables = Vec::new();
+    for mode in [
+        agent_activity::CommitMode::Single,
+        agent_activity::CommitMode::Shared,
+    ] {
+        let processor = AgentActivity {
+            commit: mode,
+            ..AgentActivity::default()
+        };
+        let t = table(&format!("aa-commit-{}", mode.as_str())).await;
+        t.counter().reset();
+        for batch in records.chunks(100) {
+            let report = run_batch(&processor, t.ctx(), batch).await;
+            assert!(
+                report.failures.is_empty(),
+                "{mode:?}: {:?}",
+                report.outcomes
+            );
+        }
+        let requests = t.counter().snapshot();
+        let transacted = table_units(&t, "TransactWriteItems");
+        let updated = table_units(&t, "UpdateItem");
+        let history = table_units(&t, "BatchWriteItem");
+        tables.push((
+            mode,
+            normalised(&t).await,
+            requests,
+            transacted,
+            updated,
+            history,
+            t,
+        ));
+    }
+    let (_, single, single_req, single_tx, single_upd, single_hist, _) = &tables[0];
+    let (_, shared, shared_req, shared_tx, shared_upd, shared_hist, _) = &tables[1];
+    assert_eq!(single, shared, "the modes leave the same items");
+    assert_eq!(single_hist, shared_hist, "history is written alike");
+    assert_eq!(
+        *shared_upd, 0.0,
+        "shared sends no UpdateItem: {shared_req:?}"
+    );
+    assert!(*single_upd > 0.0, "{single_req:?}");
+    // Single's transactions are the midnight claims only (the night's
+    // events); shared packs everything.
+    assert!(
+        single_req.get("TransactWriteItems").copied().unwrap_or(0) <= night_len as u64,
+        "{single_req:?}"
+    );
+    assert!(
+        single_req.get("TransactWriteItems").copied().unwrap_or(0)
+            < shared_req.get("TransactWriteItems").copied().unwrap_or(0),
+        "{single_req:?} {shared_req:?}"
+    );
+    // Every update costs the same units in both, twice inside a transaction.
+    assert_eq!(
+        2.0 * (single_upd + single_tx / 2.0),
+        *shared_tx,
+        "single {single_upd} + {single_tx} (tx), shared {shared_tx} (tx)"
+    );
+}

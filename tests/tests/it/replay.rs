@@ -169,18 +169,31 @@ async fn dry_run_writes_nothing_and_prints_the_writes_a_real_run_then_does() {
     assert!(planned.contains(&check), "{check:?} not in {planned:?}");
 
     // agent-activity: 11 history items (none for the heartbeat) in batch
-    // writes, the profile in a transaction.
+    // writes, the profile one conditional UpdateItem (the default commit
+    // mode, `single`).
     let history: BTreeSet<(String, String)> = actions(&lines, "BatchWriteItem")
         .into_iter()
         .filter(|(act, _, sk)| act == "Put" && sk.starts_with("ACT#"))
         .map(|(_, pk, sk)| (pk, sk))
         .collect();
     assert_eq!(history.len(), 11, "{history:?}");
+    let profile_updates: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["op"] == "UpdateItem"
+                && l["key"]["pk"]
+                    .as_str()
+                    .is_some_and(|pk| pk.starts_with("AGENT#"))
+                && l["key"]["sk"] == "PROFILE"
+        })
+        .collect();
+    assert_eq!(profile_updates.len(), 1, "{stdout}");
     assert!(
-        planned
-            .iter()
-            .any(|(act, pk, sk)| act == "Update" && pk.starts_with("AGENT#") && sk == "PROFILE"),
-        "{planned:?}"
+        profile_updates[0]["condition"]
+            .as_str()
+            .is_some_and(|c| c.contains("attribute_not_exists(pk)")),
+        "{}",
+        profile_updates[0]
     );
 
     // The real run writes what the dry run printed.

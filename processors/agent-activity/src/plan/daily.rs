@@ -178,13 +178,14 @@ pub fn plan_daily(agent: &AgentId, contributions: &[Contribution<'_>]) -> Vec<Gu
                 .s(":type", "daily")
                 .s(":agent", agent.as_str())
                 .s(":date", day.format("%Y-%m-%d").to_string())
-                .value(":total", nv(total))
                 .value(
                     ":ids",
                     AttributeValue::Ss(events.iter().map(|e| (*e).to_owned()).collect()),
                 );
             let mut adds = vec!["claimed :ids".to_owned()];
             if !statuses.is_empty() {
+                // Only when used: DynamoDB refuses an unused value.
+                expr = expr.value(":total", nv(total));
                 adds.push("total_ms :total".to_owned());
             }
             for (i, (attr, v)) in metrics.iter().enumerate() {

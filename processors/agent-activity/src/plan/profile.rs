@@ -229,9 +229,6 @@ pub fn plan_profile(
                 "last_event_type",
                 sv(newest.kind.as_str()),
             );
-            expr = expr
-                .s(":newest_at", newest_at.as_str())
-                .s(":newest_id", newest.id.as_str());
             from_event = Some(newest_idx);
         }
     }
@@ -253,6 +250,11 @@ pub fn plan_profile(
         Some(st) => {
             conds.push("attribute_exists(pk)".to_owned());
             if from_event.is_some() {
+                // Only where the condition uses them: DynamoDB refuses an
+                // unused value (also inside a transaction, as a cancel).
+                expr = expr
+                    .s(":newest_at", newest_at.as_str())
+                    .s(":newest_id", newest.id.as_str());
                 conds.push(
                     "(attribute_not_exists(last_event_at) OR last_event_at < :newest_at \
                      OR (last_event_at = :newest_at AND last_event_id < :newest_id))"
@@ -270,9 +272,9 @@ pub fn plan_profile(
                     "first_event_at",
                     sv(oldest_at.as_str()),
                 );
-                expr = expr.s(":first", oldest_at.as_str());
                 match &st.first_event_at {
                     Some(_) => {
+                        expr = expr.s(":first", oldest_at.as_str());
                         conds.push("first_event_at > :first".to_owned());
                         if st.waiting {
                             // Only a profile this processor created and that

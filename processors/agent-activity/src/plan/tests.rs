@@ -365,3 +365,84 @@ fn an_earlier_event_moves_the_waiting_position_only_while_waiting() {
         plan_profile(&agent, Some(&state), &[&events[0]]).unwrap_or_else(|| panic!("write"));
     assert!(!u.update.names.values().any(|n| n.starts_with("gsi1")));
 }
+
+/// The placeholders (`:v`, `#n`) an expression text uses.
+fn placeholders(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':' || c == '#'))
+        .filter(|t| t.starts_with(':') || t.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// DynamoDB refuses a value or name that neither expression uses (a
+/// ValidationException for UpdateItem; a transaction is refused too).
+fn assert_every_placeholder_used(u: &GuardedUpdate) {
+    let used: BTreeSet<String> = placeholders(&u.update.text)
+        .union(&placeholders(&u.condition.text))
+        .cloned()
+        .collect();
+    let given = u
+        .update
+        .values
+        .keys()
+        .chain(u.update.names.keys())
+        .chain(u.condition.values.keys())
+        .chain(u.condition.names.keys());
+    for p in given {
+        assert!(
+            used.contains(p),
+            "{p} unused in {:?} / {:?}",
+            u.update.text,
+            u.condition.text
+        );
+    }
+}
+
+#[test]
+fn every_planned_placeholder_is_used() {
+    let events = day();
+    let refs: Vec<&AgentEvent> = events.iter().collect();
+    let agent = events[0].agent.clone();
+    // Creating the profile.
+    let (u, _) = plan_profile(&agent, None, &refs).unwrap_or_else(|| panic!("a write"));
+    assert_every_placeholder_used(&u);
+    // Updating it: newer events, an earlier first event, with and without a
+    // stored first_event_at, waiting or not.
+    let mut item = Item::new();
+    item.insert("last_event_at".into(), sv("2026-11-20T14:30:00.000000Z"));
+    item.insert("last_event_id".into(), sv(events[2].id.as_str()));
+    for first in [Some("2026-11-20T15:00:00.000000Z"), None] {
+        for waiting in [true, false] {
+            let mut it = item.clone();
+            if let Some(f) = first {
+                it.insert("first_event_at".into(), sv(f));
+            }
+            if waiting {
+                it.insert("gsi1pk".into(), sv(WAITING));
+            }
+            let state = ProfileState::from_item(it);
+            for batch in [&refs[..], &refs[..1], &refs[8..]] {
+                if let Some((u, _)) = plan_profile(&agent, Some(&state), batch) {
+                    assert_every_placeholder_used(&u);
+                }
+            }
+        }
+    }
+    // Daily claims, one event at a time and all together, day and night.
+    for evs in [day(), night()] {
+        let contributions: Vec<Contribution<'_>> = evs.iter().filter_map(contribution).collect();
+        assert!(!contributions.is_empty());
+        for c in &contributions {
+            for u in plan_daily(&evs[0].agent, std::slice::from_ref(c)) {
+                assert_every_placeholder_used(&u);
+            }
+        }
+        for u in plan_daily(&evs[0].agent, &contributions) {
+            assert_every_placeholder_used(&u);
+        }
+    }
+    // Routing profiles.
+    for (u, _) in plan_routing_profiles(&refs) {
+        assert_every_placeholder_used(&u);
+    }
+}
