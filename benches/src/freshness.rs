@@ -150,6 +150,25 @@ where
     }
 }
 
+/// Watches `pending` for at most `secs` seconds more; how many writes were
+/// never seen.
+pub(crate) async fn settle<K, O>(
+    exec: &Executor,
+    pending: &mut HashMap<K, Vec<Pending<O>>>,
+    out: &mut Vec<f64>,
+    secs: u64,
+    item_key: impl Fn(&K) -> Result<Key>,
+    shown: impl Fn(&streamfold_shared::executor::Item) -> Option<(K, O)>,
+) -> Result<usize>
+where
+    K: std::hash::Hash + Eq,
+    O: PartialOrd,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    watch(exec, pending, out, Some(until), item_key, shown).await?;
+    Ok(pending.values().map(Vec::len).sum())
+}
+
 /// The group of a group item and the message key it shows.
 fn group_shown(item: &streamfold_shared::executor::Item) -> Option<(usize, String)> {
     let id = s(item, "message_group_uuid")
@@ -310,16 +329,7 @@ async fn messages(args: &FreshnessArgs, bin: &std::path::Path) -> Result<Vec<Str
             tokio::time::sleep(due.saturating_duration_since(Instant::now())).await;
         }
     }
-    watch(
-        exec,
-        &mut pending,
-        &mut steady,
-        Some(Instant::now() + Duration::from_secs(60)),
-        group_key,
-        group_shown,
-    )
-    .await?;
-    let steady_lost: usize = pending.values().map(Vec::len).sum();
+    let steady_lost = settle(exec, &mut pending, &mut steady, 60, group_key, group_shown).await?;
 
     // Burst: as fast as the endpoint takes them, over all groups.
     let mut pending: HashMap<usize, Vec<Pending<String>>> = HashMap::new();
@@ -331,16 +341,7 @@ async fn messages(args: &FreshnessArgs, bin: &std::path::Path) -> Result<Vec<Str
         pending.entry(g).or_default().push(p);
     }
     let burst_secs = posted.elapsed().as_secs_f64();
-    watch(
-        exec,
-        &mut pending,
-        &mut burst,
-        Some(Instant::now() + Duration::from_secs(120)),
-        group_key,
-        group_shown,
-    )
-    .await?;
-    let burst_lost: usize = pending.values().map(Vec::len).sum();
+    let burst_lost = settle(exec, &mut pending, &mut burst, 120, group_key, group_shown).await?;
     let _ = child.kill().await;
     streamfold::table::delete(app.ddb(), &name).await?;
 

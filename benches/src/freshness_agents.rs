@@ -17,7 +17,7 @@ use streamfold_shared::executor::Item;
 use streamfold_shared::ids::{AgentId, Timestamp};
 use streamfold_shared::keys::Key;
 
-use crate::freshness::{FreshnessArgs, Pending, spawn_tail, summary, watch};
+use crate::freshness::{FreshnessArgs, Pending, settle, spawn_tail, summary, watch};
 
 /// One event to put: its agent, order key, partition key and JSON.
 struct Event {
@@ -169,16 +169,15 @@ pub async fn run(args: &FreshnessArgs, bin: &std::path::Path) -> Result<Vec<Stri
         }
         put_all(&k, &name, std::slice::from_ref(e), &mut pending).await?;
     }
-    watch(
+    let steady_lost = settle(
         exec,
         &mut pending,
         &mut steady,
-        Some(Instant::now() + Duration::from_secs(60)),
+        60,
         profile_key,
         profile_shown,
     )
     .await?;
-    let steady_lost: usize = pending.values().map(Vec::len).sum();
 
     let mut pending = HashMap::new();
     let mut burst = Vec::new();
@@ -187,16 +186,15 @@ pub async fn run(args: &FreshnessArgs, bin: &std::path::Path) -> Result<Vec<Stri
         put_all(&k, &name, chunk, &mut pending).await?;
     }
     let burst_secs = posted.elapsed().as_secs_f64();
-    watch(
+    let burst_lost = settle(
         exec,
         &mut pending,
         &mut burst,
-        Some(Instant::now() + Duration::from_secs(120)),
+        120,
         profile_key,
         profile_shown,
     )
     .await?;
-    let burst_lost: usize = pending.values().map(Vec::len).sum();
     let _ = child.kill().await;
     let _ = k.delete_stream().stream_name(&name).send().await;
     streamfold::table::delete(app.ddb(), &name).await?;
