@@ -156,7 +156,8 @@ pub(crate) async fn write_history(
 }
 
 /// Packs units into transactions (first fit: at most [`TX_ACTIONS`]
-/// actions, never two actions on one item) and commits them concurrently.
+/// actions, never two actions on one item), or in [`CommitMode::Single`]
+/// sends each one-item unit alone, and commits them concurrently.
 /// A unit whose condition fails is taken out and the rest is committed
 /// again.
 pub(crate) async fn commit_units(
@@ -164,26 +165,16 @@ pub(crate) async fn commit_units(
     mode: CommitMode,
     units: &[Unit<'_>],
 ) -> Vec<UnitState> {
+    // In single mode a one-item unit is a request of its own (a conditional
+    // UpdateItem, see `commit`): a group nothing else joins.
     let alone = |unit: &Unit<'_>| mode == CommitMode::Single && unit.updates.len() == 1;
-    // In single mode a one-item unit is its own conditional UpdateItem.
-    let singles: Vec<_> = units
-        .iter()
-        .enumerate()
-        .filter(|(_, unit)| alone(unit))
-        .map(|(u, unit)| async move {
-            let state = match commit(ctx, mode, &[&unit.updates[0]]).await {
-                Ok(TxOutcome::Committed) => UnitState::Done(match unit.kind {
-                    UnitKind::Profile(from) => from,
-                    UnitKind::Daily(_) => None,
-                }),
-                Ok(_) => UnitState::Conflict,
-                Err(e) => UnitState::Error(e),
-            };
-            vec![(u, state)]
-        })
-        .collect();
+    let mut alone_groups: Vec<Vec<usize>> = Vec::new();
     let mut txs: Vec<(Vec<usize>, HashSet<&Key>, usize)> = Vec::new();
-    for (u, unit) in units.iter().enumerate().filter(|(_, unit)| !alone(unit)) {
+    for (u, unit) in units.iter().enumerate() {
+        if alone(unit) {
+            alone_groups.push(vec![u]);
+            continue;
+        }
         let keys: Vec<&Key> = unit.updates.iter().map(|g| &g.key).collect();
         let fits = |(_, taken, actions): &(Vec<usize>, HashSet<&Key>, usize)| {
             actions + keys.len() <= TX_ACTIONS && keys.iter().all(|k| !taken.contains(k))
@@ -201,19 +192,16 @@ pub(crate) async fn commit_units(
     // borrowed keys inside the stream would defeat the `Send` proof.
     let commits: Vec<_> = txs
         .into_iter()
-        .map(|(members, _, _)| commit_shared(ctx, units, members))
+        .map(|(members, _, _)| members)
+        .chain(alone_groups)
+        .map(|members| commit_shared(ctx, mode, units, members))
         .collect();
-    type Settled = Vec<Vec<(usize, UnitState)>>;
-    let (done, single): (Settled, Settled) = futures::join!(
-        futures::stream::iter(commits)
-            .buffer_unordered(ctx.concurrency.max(1))
-            .collect(),
-        futures::stream::iter(singles)
-            .buffer_unordered(ctx.concurrency.max(1))
-            .collect(),
-    );
+    let done: Vec<Vec<(usize, UnitState)>> = futures::stream::iter(commits)
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect()
+        .await;
     let mut states: Vec<UnitState> = units.iter().map(|_| UnitState::Conflict).collect();
-    for (u, state) in done.into_iter().chain(single).flatten() {
+    for (u, state) in done.into_iter().flatten() {
         states[u] = state;
     }
     states
@@ -223,6 +211,7 @@ pub(crate) async fn commit_units(
 /// condition fails until the rest commits.
 pub(crate) async fn commit_shared(
     ctx: &Context,
+    mode: CommitMode,
     units: &[Unit<'_>],
     mut members: Vec<usize>,
 ) -> Vec<(usize, UnitState)> {
@@ -232,7 +221,7 @@ pub(crate) async fn commit_shared(
             .iter()
             .flat_map(|&u| units[u].updates.iter())
             .collect();
-        match commit(ctx, CommitMode::Shared, &updates).await {
+        match commit(ctx, mode, &updates).await {
             Ok(TxOutcome::Committed) => {
                 out.extend(members.drain(..).map(|u| {
                     let from = match units[u].kind {

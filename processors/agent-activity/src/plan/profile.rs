@@ -251,7 +251,7 @@ pub fn plan_profile(
             conds.push("attribute_exists(pk)".to_owned());
             if from_event.is_some() {
                 // Only where the condition uses them: DynamoDB refuses an
-                // unused value (also inside a transaction, as a cancel).
+                // unused value.
                 expr = expr
                     .s(":newest_at", newest_at.as_str())
                     .s(":newest_id", newest.id.as_str());
